@@ -1,0 +1,35 @@
+# charter — make targets. `make demo` and `make test` are all a newcomer needs.
+GO      ?= go
+BIN     := bin/charter
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+include hack/tools.mk
+
+.PHONY: all build test unit e2e demo demo-down vet fmt clean
+
+all: build
+
+build: ## build bin/charter
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/charter
+
+unit: ## tests that need no control plane (e2e tests skip)
+	$(GO) test ./... -count=1
+
+test: tools ## every test: unit and e2e against a real control plane the suite starts
+	CHARTER_E2E=1 $(GO) test ./... -count=1 -timeout 45m
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
+
+demo: build tools ## start a local control plane, run the daemon on examples/, deploy the example chart
+	hack/demo.sh
+
+demo-down: controlplane-down ## stop the demo's daemon and control plane
+	-@[ -f .demo/daemon.pid ] && kill $$(cat .demo/daemon.pid) 2>/dev/null; rm -rf .demo
+
+clean: demo-down
+	rm -rf bin

@@ -1,0 +1,629 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
+
+	"github.com/charter-sh/charter/reconcile"
+	"github.com/charter-sh/charter/record"
+	"github.com/charter-sh/charter/render"
+	"github.com/charter-sh/charter/state"
+)
+
+// valueOptions are the Helm-style value flags shared by deploy, redeploy,
+// template and diff.
+type valueOptions struct {
+	files     []string
+	set       []string
+	setString []string
+	setJSON   []string
+}
+
+func (v *valueOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringArrayVarP(&v.files, "values", "f", nil, "values file or params file (repeatable; later files win)")
+	f.StringArrayVar(&v.set, "set", nil, "set a value: key=value (repeatable, Helm syntax)")
+	f.StringArrayVar(&v.setString, "set-string", nil, "set a STRING value: key=value (repeatable)")
+	f.StringArrayVar(&v.setJSON, "set-json", nil, "set a JSON value: key=jsonvalue (repeatable)")
+}
+
+// input is what -f files and --set flags amount to: values, plus the chart
+// and settings a params file names.
+type input struct {
+	values    map[string]any
+	chart     string // from a params file, resolved against its folder
+	namespace string
+	version   string
+}
+
+// read loads the -f files in order (params files and plain values files)
+// and applies the --set family on top.
+func (v *valueOptions) read() (*input, error) {
+	in := &input{values: map[string]any{}}
+	for _, f := range v.files {
+		rel, isDecl, err := state.ParseFile(f)
+		if err != nil {
+			return nil, err
+		}
+		if !isDecl {
+			vals, err := render.ReadValuesFile(f)
+			if err != nil {
+				return nil, err
+			}
+			in.values = render.MergeValues(in.values, vals)
+			continue
+		}
+		if rel.Chart != "" {
+			in.chart = rel.Chart
+			if !filepath.IsAbs(rel.Chart) && looksLocal(rel.Chart) {
+				in.chart = filepath.Join(filepath.Dir(f), rel.Chart)
+			}
+		}
+		if rel.Namespace != "" {
+			in.namespace = rel.Namespace
+		}
+		if rel.Version != "" {
+			in.version = rel.Version
+		}
+		for _, vf := range rel.ValuesFiles {
+			p := vf
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(filepath.Dir(f), vf)
+			}
+			vals, err := render.ReadValuesFile(p)
+			if err != nil {
+				return nil, err
+			}
+			in.values = render.MergeValues(in.values, vals)
+		}
+		in.values = render.MergeValues(in.values, rel.Values)
+	}
+	if err := render.ApplySet(in.values, v.set, v.setString, v.setJSON); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// looksLocal reports whether a chart reference is a path on this machine
+// rather than a reference inside the state.
+func looksLocal(ref string) bool {
+	return ref == "." || strings.HasPrefix(ref, "./") || strings.HasPrefix(ref, "../") || filepath.IsAbs(ref)
+}
+
+// chartChoice is a resolved chart: where it is recorded in the state and
+// the loaded chart.
+type chartChoice struct {
+	ref       string // reference written into the declaration
+	localPath string // absolute path of a bundled local chart
+	chart     *render.Chart
+	archive   []byte // bytes to bundle into the state, when local
+}
+
+// resolveChart finds a chart given on the command line or in a params file:
+// a local chart directory or archive (bundled into the state), or a
+// reference to a chart already in the state.
+func resolveChart(st *state.Dir, ref string) (*chartChoice, error) {
+	if ref == "" {
+		return nil, errors.New("no chart given: pass CHART or a params file (-f) that names one")
+	}
+	if fi, err := os.Stat(ref); err == nil && (looksLocal(ref) || !insideState(st, ref)) {
+		abs, err := filepath.Abs(ref)
+		if err != nil {
+			return nil, err
+		}
+		ch, err := render.Load(abs)
+		if err != nil {
+			return nil, err
+		}
+		var data []byte
+		if fi.IsDir() {
+			data, err = packageChart(ch)
+		} else {
+			data, err = os.ReadFile(abs)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &chartChoice{localPath: abs, chart: ch, archive: data}, nil
+	}
+	p, err := st.ResolvePath(ref)
+	if err != nil {
+		return nil, fmt.Errorf("chart %q: %w", ref, err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		return nil, fmt.Errorf("chart %q not found (not a local chart directory or archive, nor in the state %s)", ref, st.Root())
+	}
+	ch, err := render.Load(p)
+	if err != nil {
+		return nil, err
+	}
+	return &chartChoice{ref: ref, chart: ch}, nil
+}
+
+func insideState(st *state.Dir, ref string) bool {
+	p, err := st.ResolvePath(ref)
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(p)
+	return err == nil
+}
+
+// packageChart archives a loaded chart directory with Helm's own writer.
+func packageChart(ch *render.Chart) ([]byte, error) {
+	tmp, err := os.MkdirTemp("", "charter-package-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	p, err := chartutil.Save(ch.Chart, tmp)
+	if err != nil {
+		return nil, fmt.Errorf("package chart %s: %w", ch.Chart.Metadata.Name, err)
+	}
+	return os.ReadFile(p)
+}
+
+// bundle writes a local chart into the state and returns its reference.
+func (g *globalOptions) bundle(ctx context.Context, st *state.Dir, c *chartChoice, shown string) error {
+	if c.archive == nil {
+		return nil
+	}
+	meta := c.chart.Chart.Metadata
+	ref, err := st.PutChart(ctx, meta.Name, meta.Version, c.archive)
+	if err != nil {
+		return err
+	}
+	g.progress("Uploading %s as %s", shown, ref)
+	c.ref = ref
+	return nil
+}
+
+// checkRender renders the would-be declaration offline so that a broken
+// chart or invalid values are refused before anything is written.
+func checkRender(c *chartChoice, name, namespace string, values map[string]any) error {
+	if namespace == "" {
+		namespace = "default"
+	}
+	_, err := render.Render(c.chart, values, render.Options{ReleaseName: name, Namespace: namespace})
+	return err
+}
+
+type deployOptions struct {
+	name      string
+	namespace string
+	version   string
+	values    valueOptions
+	noWait    bool
+	timeout   time.Duration
+}
+
+func newDeployCmd(g *globalOptions) *cobra.Command {
+	o := &deployOptions{}
+	cmd := &cobra.Command{
+		Use:   "deploy [-f CONFIG] [-n NAME] [CHART]",
+		Short: "Declare a new release and wait until the cluster runs it",
+		Long: `Deploy declares a new release in the declared state and, unless --no-wait, waits until the
+cluster has converged to it (reconciling in-process when no daemon serves the state).
+
+CHART is a chart directory or archive on this machine (bundled into the state, so the daemon
+never reads your disk) or a chart reference inside the state. With a params file (-f) written
+by gen-params, CHART may be omitted: the file names the chart.`,
+		Example: `  charter deploy ./mychart
+  charter deploy -n taco-tuesday --set replicaCount=2 ./mychart
+  charter gen-params ./mychart && charter deploy -f values.yaml`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDeploy(cmd.Context(), g, o, args)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.name, "name", "n", "", "release name (default: a random adjective-noun)")
+	f.StringVar(&o.namespace, "namespace", "", "target namespace (default: default)")
+	f.StringVar(&o.version, "version", "", "chart version constraint (semver)")
+	f.BoolVar(&o.noWait, "no-wait", false, "only write the declaration; do not wait for convergence")
+	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait for the release to become ready")
+	o.values.addFlags(cmd)
+	return cmd
+}
+
+func runDeploy(ctx context.Context, g *globalOptions, o *deployOptions, args []string) error {
+	if o.name != "" {
+		if err := state.ValidateName(o.name); err != nil {
+			return err
+		}
+	}
+	in, err := o.values.read()
+	if err != nil {
+		return err
+	}
+	chartRef := in.chart
+	if len(args) == 1 {
+		chartRef = args[0]
+	}
+	st, err := g.openState(true)
+	if err != nil {
+		return err
+	}
+	c, err := resolveChart(st, chartRef)
+	if err != nil {
+		return err
+	}
+	ns := firstNonEmpty(o.namespace, in.namespace, "default")
+	name := o.name
+	if name == "" {
+		name, err = g.freeName(ctx, st)
+		if err != nil {
+			return err
+		}
+	} else if _, err := st.Get(ctx, name); err == nil {
+		return fmt.Errorf("release %q already exists; use `charter redeploy %s` to change it", name, name)
+	}
+	if err := checkRender(c, name, ns, in.values); err != nil {
+		return err
+	}
+	if err := g.reachable(ctx, o.noWait); err != nil {
+		return err
+	}
+	if err := g.bundle(ctx, st, c, chartRef); err != nil {
+		return err
+	}
+	decl := &state.Release{
+		APIVersion: "charter.sh/v1", Kind: "Release",
+		Name: name, Namespace: ns, Chart: c.ref,
+		Version:   firstNonEmpty(o.version, in.version),
+		ChartPath: c.localPath, Values: in.values,
+	}
+	if err := st.Create(ctx, decl); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.out, "Created %s\n", name)
+	if o.noWait {
+		return nil
+	}
+	return g.converge(ctx, st, []string{name}, o.timeout)
+}
+
+// reachable checks the API server before a command that will wait writes
+// anything, so an unreachable cluster leaves the declared state untouched.
+func (g *globalOptions) reachable(ctx context.Context, noWait bool) error {
+	if noWait {
+		return nil
+	}
+	c, err := g.clusterClient()
+	if err != nil {
+		return err
+	}
+	return c.Ping(ctx)
+}
+
+// freeName picks a random name unused among declared and live releases.
+func (g *globalOptions) freeName(ctx context.Context, st *state.Dir) (string, error) {
+	taken := map[string]bool{}
+	decls, err := st.List(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, d := range decls {
+		taken[d.Name] = true
+	}
+	if recs, err := g.records(); err == nil {
+		if live, err := recs.List(ctx); err == nil {
+			for _, r := range live {
+				taken[r.Release] = true
+			}
+		}
+	}
+	return randomName(func(n string) bool { return taken[n] }), nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+type redeployOptions struct {
+	values  valueOptions
+	version string
+	noWait  bool
+	timeout time.Duration
+}
+
+func newRedeployCmd(g *globalOptions) *cobra.Command {
+	o := &redeployOptions{}
+	cmd := &cobra.Command{
+		Use:   "redeploy [-f CONFIG] [--set k=v] NAME",
+		Short: "Change a release's values (and re-bundle its local chart) and wait until converged",
+		Long: `Redeploy coalesces new values into a release's declaration and waits until the cluster has
+converged. For a release deployed from a local chart, the chart is bundled again — from the
+current folder when it holds that chart, else from the path recorded at deploy time — so an
+edit to the chart is picked up.`,
+		Example: `  charter redeploy --set replicaCount=3 taco-tuesday
+  charter redeploy -f more-values.yaml taco-tuesday`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRedeploy(cmd.Context(), g, o, args[0])
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.version, "version", "", "new chart version constraint (semver)")
+	f.BoolVar(&o.noWait, "no-wait", false, "only write the declaration; do not wait for convergence")
+	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait for the release to become ready")
+	o.values.addFlags(cmd)
+	return cmd
+}
+
+func runRedeploy(ctx context.Context, g *globalOptions, o *redeployOptions, name string) error {
+	st, err := g.openState(false)
+	if err != nil {
+		return err
+	}
+	decl, err := st.Get(ctx, name)
+	if err != nil {
+		return err
+	}
+	in, err := o.values.read()
+	if err != nil {
+		return err
+	}
+	var c *chartChoice
+	switch {
+	case in.chart != "":
+		c, err = resolveChart(st, in.chart)
+	case decl.ChartPath != "":
+		c, err = resolveChart(st, localChartSource(decl))
+	default:
+		c, err = resolveChart(st, decl.Chart)
+	}
+	if err != nil {
+		return err
+	}
+	merged := render.MergeValues(decl.Values, in.values)
+	check := *decl
+	check.Values = merged
+	all, err := st.ValuesFor(ctx, &check)
+	if err != nil {
+		return err
+	}
+	if err := checkRender(c, name, firstNonEmpty(in.namespace, decl.Namespace), all); err != nil {
+		return err
+	}
+	if err := g.reachable(ctx, o.noWait); err != nil {
+		return err
+	}
+	if err := g.bundle(ctx, st, c, displayPath(c.localPath)); err != nil {
+		return err
+	}
+	_, err = st.Update(ctx, name, func(r *state.Release) error {
+		r.Values = render.MergeValues(r.Values, in.values)
+		r.Chart = c.ref
+		if c.localPath != "" {
+			r.ChartPath = c.localPath
+		}
+		if v := firstNonEmpty(o.version, in.version); v != "" {
+			r.Version = v
+		}
+		if in.namespace != "" {
+			r.Namespace = in.namespace
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.out, "Redeployed %s\n", name)
+	if o.noWait {
+		return nil
+	}
+	return g.converge(ctx, st, []string{name}, o.timeout)
+}
+
+// localChartSource picks where to re-bundle a local chart from: the current
+// folder when it holds the same chart, else the path recorded at deploy.
+func localChartSource(decl *state.Release) string {
+	if cf, err := chartutil.LoadChartfile("Chart.yaml"); err == nil {
+		if orig, err := chartutil.LoadChartfile(filepath.Join(decl.ChartPath, "Chart.yaml")); err != nil || orig.Name == cf.Name {
+			return "."
+		}
+	}
+	if _, err := os.Stat(decl.ChartPath); err != nil {
+		return decl.Chart // the source is gone: keep the bundled copy
+	}
+	return decl.ChartPath
+}
+
+func displayPath(p string) string {
+	if p == "" {
+		return p
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(rel, "..") {
+			if rel == "." {
+				return "."
+			}
+			return "./" + rel
+		}
+	}
+	return p
+}
+
+type uninstallOptions struct {
+	noWait  bool
+	timeout time.Duration
+}
+
+func newUninstallCmd(g *globalOptions) *cobra.Command {
+	o := &uninstallOptions{}
+	cmd := &cobra.Command{
+		Use:     "uninstall NAME [NAME...]",
+		Aliases: []string{"delete"},
+		Short:   "Remove releases from the declared state and wait until their objects are gone",
+		Example: `  charter uninstall taco-tuesday`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runUninstall(cmd.Context(), g, o, args)
+		},
+	}
+	cmd.Flags().BoolVar(&o.noWait, "no-wait", false, "only remove the declaration; do not wait")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait")
+	return cmd
+}
+
+func runUninstall(ctx context.Context, g *globalOptions, o *uninstallOptions, names []string) error {
+	st, err := g.openState(false)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := state.ValidateName(n); err != nil {
+			return err
+		}
+	}
+	var live map[string]bool
+	for _, n := range names {
+		err := st.Delete(ctx, n)
+		if errors.Is(err, state.ErrNotFound) {
+			// Not declared: still uninstall what the cluster recorded.
+			if live == nil {
+				live = map[string]bool{}
+				if recs, rerr := g.records(); rerr == nil {
+					if list, lerr := recs.List(ctx); lerr == nil {
+						for _, r := range list {
+							live[r.Release] = true
+						}
+					}
+				}
+			}
+			if !live[n] {
+				return fmt.Errorf("release %q not found", n)
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if !o.noWait {
+		if err := g.converge(ctx, st, names, o.timeout); err != nil {
+			return err
+		}
+	}
+	for _, n := range names {
+		fmt.Fprintf(g.out, "Destroyed %s\n", n)
+	}
+	return nil
+}
+
+// converge waits until the cluster matches the declarations of names: by
+// watching the records when a daemon serves this state, else by reconciling
+// in-process.
+func (g *globalOptions) converge(ctx context.Context, st *state.Dir, names []string, timeout time.Duration) error {
+	ctx, cancel := withTimeout(ctx, timeout+30*time.Second)
+	defer cancel()
+	c, err := g.clusterClient()
+	if err != nil {
+		return err
+	}
+	if err := c.Ping(ctx); err != nil {
+		return err
+	}
+	if reconcile.DaemonServes(ctx, c.Typed, g.recordsNS, st.Root()) {
+		g.progress("Waiting for the daemon to converge %s", strings.Join(names, ", "))
+		return g.waitForDaemon(ctx, st, names)
+	}
+	r, err := g.reconciler(st, timeout)
+	if err != nil {
+		return err
+	}
+	rev, _ := st.Revision(ctx)
+	for _, n := range names {
+		res, err := r.Reconcile(ctx, n, reconcile.Options{SourceRevision: rev})
+		if err != nil {
+			return fmt.Errorf("release %s: %w", n, err)
+		}
+		switch res.Action {
+		case "uninstalled":
+		default:
+			g.progress("%s: %s, revision %d", n, res.Action, res.Revision)
+		}
+	}
+	return nil
+}
+
+// waitForDaemon polls the records until each release shows the desired
+// state deployed (or failed), or is gone when its declaration was removed.
+func (g *globalOptions) waitForDaemon(ctx context.Context, st *state.Dir, names []string) error {
+	recs, err := g.records()
+	if err != nil {
+		return err
+	}
+	want := map[string]string{}
+	for _, n := range names {
+		d, err := st.Get(ctx, n)
+		if errors.Is(err, state.ErrNotFound) {
+			want[n] = "" // removed: wait until the records are gone
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		path, err := st.ResolvePath(d.Chart)
+		if err != nil {
+			return err
+		}
+		ch, err := render.Load(path)
+		if err != nil {
+			return err
+		}
+		vals, err := st.ValuesFor(ctx, d)
+		if err != nil {
+			return err
+		}
+		want[n] = reconcile.DesiredDigest(d, ch.Digest, vals)
+	}
+	last := map[string]string{}
+	for len(want) > 0 {
+		for n, digest := range want {
+			rev, err := recs.Last(ctx, n)
+			if digest == "" {
+				if errors.Is(err, record.ErrNotFound) {
+					delete(want, n)
+				}
+				continue
+			}
+			if err != nil || rev.DesiredDigest != digest {
+				continue
+			}
+			if s := string(rev.Status); s != last[n] {
+				g.progress("%s: %s", n, s)
+				last[n] = s
+			}
+			switch rev.Status {
+			case record.StatusDeployed:
+				delete(want, n)
+			case record.StatusFailed:
+				return fmt.Errorf("release %s failed: %s", n, rev.Message)
+			}
+		}
+		if len(want) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("timed out waiting for the daemon to converge: %w", ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}

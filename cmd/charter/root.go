@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+
+	"github.com/charter-sh/charter/reconcile"
+	"github.com/charter-sh/charter/record"
+	"github.com/charter-sh/charter/state"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+// globalOptions are the flags every command shares.
+type globalOptions struct {
+	in             io.Reader
+	out, errOut    io.Writer
+	kubeconfig     string
+	kubeContext    string
+	statePath      string
+	recordsNS      string
+	quiet          bool
+	requestTimeout time.Duration
+
+	cluster *reconcile.Cluster
+}
+
+func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
+	g := &globalOptions{in: in, out: out, errOut: errOut}
+	cmd := &cobra.Command{
+		Use:   "charter",
+		Short: "GitOps package manager and reconciler for Kubernetes",
+		Long: `charter deploys Helm charts the GitOps way: commands that change things edit the
+declared state (a directory of release declarations), and a reconciler converges the
+cluster to it with server-side apply, pruning and health checks. The cluster keeps the
+record of what was applied, which status, get-values and manifest get read.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+	}
+	cmd.SetIn(in)
+	cmd.SetOut(out)
+	cmd.SetErr(errOut)
+	f := cmd.PersistentFlags()
+	f.StringVar(&g.kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+	f.StringVar(&g.kubeContext, "context", "", "kubeconfig context to use")
+	f.StringVar(&g.statePath, "state", "", "declared state directory (default: from `charter init`, else ./charter-state)")
+	f.StringVar(&g.recordsNS, "records-namespace", record.DefaultNamespace, "namespace where release records are kept")
+	f.BoolVarP(&g.quiet, "quiet", "q", false, "print only results, no progress")
+	f.DurationVar(&g.requestTimeout, "request-timeout", 30*time.Second, "timeout of a single API request")
+
+	cmd.AddCommand(
+		newInitCmd(g),
+		newTemplateCmd(g),
+		newDeployCmd(g),
+		newRedeployCmd(g),
+		newUninstallCmd(g),
+		newStatusCmd(g),
+		newGetValuesCmd(g),
+		newManifestCmd(g),
+		newListParamsCmd(g),
+		newGenParamsCmd(g),
+		newDeploymentCmd(g),
+		newChartCmd(g),
+		newCreateCmd(g),
+		newLintCmd(g),
+		newDiffCmd(g),
+		newReconcileCmd(g),
+		newDaemonCmd(g),
+	)
+	return cmd
+}
+
+// progress prints one human line to stderr unless --quiet.
+func (g *globalOptions) progress(format string, args ...any) {
+	if g.quiet {
+		return
+	}
+	fmt.Fprintf(g.errOut, format+"\n", args...)
+}
+
+// restConfig loads the kubeconfig the way kubectl does.
+func (g *globalOptions) restConfig() (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if g.kubeconfig != "" {
+		rules.ExplicitPath = g.kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules,
+		&clientcmd.ConfigOverrides{CurrentContext: g.kubeContext}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig: %w", err)
+	}
+	cfg.Timeout = g.requestTimeout
+	cfg.UserAgent = "charter/" + version
+	return cfg, nil
+}
+
+// clusterClient connects once per command.
+func (g *globalOptions) clusterClient() (*reconcile.Cluster, error) {
+	if g.cluster != nil {
+		return g.cluster, nil
+	}
+	cfg, err := g.restConfig()
+	if err != nil {
+		return nil, err
+	}
+	c, err := reconcile.NewCluster(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.cluster = c
+	return c, nil
+}
+
+func (g *globalOptions) records() (*record.Store, error) {
+	c, err := g.clusterClient()
+	if err != nil {
+		return nil, err
+	}
+	return record.NewStore(c.Typed, g.recordsNS, 0), nil
+}
+
+// configFile is where `charter init` remembers the default state.
+func configFile() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("find config dir: %w", err)
+	}
+	return filepath.Join(dir, "charter", "config.yaml"), nil
+}
+
+type userConfig struct {
+	State string `json:"state"`
+}
+
+// stateDir resolves --state, then the init config, then ./charter-state.
+func (g *globalOptions) stateDir() (string, error) {
+	p := g.statePath
+	if p == "" {
+		if cf, err := configFile(); err == nil {
+			if b, err := os.ReadFile(cf); err == nil {
+				var uc userConfig
+				if err := yaml.Unmarshal(b, &uc); err != nil {
+					return "", fmt.Errorf("read %s: %w", cf, err)
+				}
+				p = uc.State
+			}
+		}
+	}
+	if p == "" {
+		p = "charter-state"
+	}
+	return filepath.Abs(p)
+}
+
+// openState opens the declared state; create initialises it when missing
+// (commands that write), otherwise a missing state is an error.
+func (g *globalOptions) openState(create bool) (*state.Dir, error) {
+	p, err := g.stateDir()
+	if err != nil {
+		return nil, err
+	}
+	if create {
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			return state.Init(p)
+		}
+	}
+	return state.Open(p)
+}
+
+func (g *globalOptions) logger(jsonLogs bool) *slog.Logger {
+	if jsonLogs {
+		return slog.New(slog.NewJSONHandler(g.errOut, nil))
+	}
+	return slog.New(slog.NewTextHandler(g.errOut, nil))
+}
+
+// reconciler wires the in-process reconciler with progress lines.
+func (g *globalOptions) reconciler(st *state.Dir, timeout time.Duration) (*reconcile.Reconciler, error) {
+	c, err := g.clusterClient()
+	if err != nil {
+		return nil, err
+	}
+	recs, err := g.records()
+	if err != nil {
+		return nil, err
+	}
+	return &reconcile.Reconciler{
+		State: st, Records: recs, Cluster: c, Timeout: timeout,
+		Progress: g.printEvent,
+	}, nil
+}
+
+// printEvent renders reconcile progress: a line per object as it is applied,
+// deleted and becomes ready.
+func (g *globalOptions) printEvent(e reconcile.Event) {
+	switch e.Action {
+	case "unchanged", "skipped":
+		return
+	case "failed":
+		if e.Object == "" {
+			return // reported as the command's error
+		}
+	}
+	msg := ""
+	if e.Message != "" {
+		msg = " (" + e.Message + ")"
+	}
+	if e.Object == "" {
+		g.progress("%s: %s%s", e.Release, e.Action, msg)
+		return
+	}
+	g.progress("  %-10s %s%s", e.Action, e.Object, msg)
+}
+
+// outputFormat validates -o.
+func outputFormat(o string) error {
+	switch o {
+	case "", "table", "json", "yaml":
+		return nil
+	}
+	return fmt.Errorf("unknown output format %q (use table, json or yaml)", o)
+}
+
+// printData writes v as JSON or YAML; table output is done by the caller.
+func printData(w io.Writer, format string, v any) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	case "yaml":
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	return fmt.Errorf("unknown output format %q", format)
+}
+
+// oneLine keeps errors to one line, as users read them.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	s = strings.ReplaceAll(s, "\r", "")
+	parts := strings.Split(s, "\n")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return strings.Join(parts, "; ")
+}
+
+// withTimeout bounds a whole command.
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}

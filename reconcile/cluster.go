@@ -1,0 +1,151 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
+	"github.com/fluxcd/pkg/ssa"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+)
+
+// FieldManager is the server-side apply field manager charter writes with.
+const FieldManager = "charter"
+
+// Cluster bundles the clients charter needs against one API server: a
+// controller-runtime client for typed/unstructured reads, the server-side
+// apply manager, a typed clientset (records, namespaces) and discovery.
+type Cluster struct {
+	Config  *rest.Config
+	Client  client.Client
+	Typed   kubernetes.Interface
+	Manager *ssa.ResourceManager
+
+	discovery discovery.DiscoveryInterface
+	capsOnce  sync.Once
+	caps      Capabilities
+	capsErr   error
+}
+
+// Capabilities describes the target API server for rendering (.Capabilities).
+type Capabilities struct {
+	KubeVersion string
+	APIVersions []string
+}
+
+// NewCluster connects the clients to the API server in cfg. It does not
+// contact the server until first use.
+func NewCluster(cfg *rest.Config) (*Cluster, error) {
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS == 0 {
+		cfg.QPS = 50
+	}
+	if cfg.Burst == 0 {
+		cfg.Burst = 100
+	}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create HTTP client for %s: %w", cfg.Host, err)
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, hc)
+	if err != nil {
+		return nil, fmt.Errorf("create REST mapper for %s: %w", cfg.Host, err)
+	}
+	c, err := client.New(cfg, client.Options{HTTPClient: hc, Mapper: mapper})
+	if err != nil {
+		return nil, fmt.Errorf("create client for %s: %w", cfg.Host, err)
+	}
+	typed, err := kubernetes.NewForConfigAndClient(cfg, hc)
+	if err != nil {
+		return nil, fmt.Errorf("create clientset for %s: %w", cfg.Host, err)
+	}
+	poller := polling.NewStatusPoller(c, mapper, polling.Options{})
+	mgr := ssa.NewResourceManager(c, poller, ssa.Owner{Field: FieldManager, Group: "charter.sh"})
+	mgr.SetConcurrency(8)
+	return &Cluster{Config: cfg, Client: c, Typed: typed, Manager: mgr, discovery: typed.Discovery()}, nil
+}
+
+// Ping checks that the API server answers, naming it when it does not.
+func (c *Cluster) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	_, err := c.Typed.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Raw()
+	if err != nil {
+		return ServerError(c.Config.Host, err)
+	}
+	return nil
+}
+
+// ServerError turns a connection failure into one line naming the server.
+// Errors the server itself returned are passed through unchanged.
+func ServerError(host string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return err
+	}
+	var netErr net.Error
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) || errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("API server %s unreachable: %w", host, Unwrapped(err))
+	}
+	return err
+}
+
+// Unwrapped returns the innermost error, which for network failures is the
+// readable part ("connection refused").
+func Unwrapped(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+// Capabilities asks the server once for its version and API versions.
+func (c *Cluster) Capabilities() (Capabilities, error) {
+	c.capsOnce.Do(func() {
+		v, err := c.discovery.ServerVersion()
+		if err != nil {
+			c.capsErr = ServerError(c.Config.Host, err)
+			return
+		}
+		c.caps.KubeVersion = v.GitVersion
+		_, lists, err := c.discovery.ServerGroupsAndResources()
+		if err != nil && len(lists) == 0 {
+			c.capsErr = ServerError(c.Config.Host, err)
+			return
+		}
+		seen := map[string]bool{}
+		for _, l := range lists {
+			if !seen[l.GroupVersion] {
+				seen[l.GroupVersion] = true
+				c.caps.APIVersions = append(c.caps.APIVersions, l.GroupVersion)
+			}
+			for _, r := range l.APIResources {
+				gvk := l.GroupVersion + "/" + r.Kind
+				if !seen[gvk] {
+					seen[gvk] = true
+					c.caps.APIVersions = append(c.caps.APIVersions, gvk)
+				}
+			}
+		}
+		sort.Strings(c.caps.APIVersions)
+	})
+	return c.caps, c.capsErr
+}

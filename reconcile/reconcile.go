@@ -1,0 +1,669 @@
+package reconcile
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/fluxcd/pkg/ssa"
+	ssautils "github.com/fluxcd/pkg/ssa/utils"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/charter-sh/charter/record"
+	"github.com/charter-sh/charter/render"
+	"github.com/charter-sh/charter/state"
+)
+
+// Declarations is the declared state the reconciler reads.
+type Declarations interface {
+	List(ctx context.Context) ([]*state.Release, error)
+	Get(ctx context.Context, name string) (*state.Release, error)
+	ResolvePath(ref string) (string, error)
+	ValuesFor(ctx context.Context, r *state.Release) (map[string]any, error)
+	Revision(ctx context.Context) (string, error)
+}
+
+// Records is where applied revisions are kept.
+type Records interface {
+	History(ctx context.Context, release string) ([]*record.Revision, error)
+	List(ctx context.Context) ([]*record.Revision, error)
+	Create(ctx context.Context, rev *record.Revision) error
+	Update(ctx context.Context, rev *record.Revision) error
+	Delete(ctx context.Context, release string) error
+}
+
+// Event is one progress report: an object applied, ready, deleted or
+// failing, or a release-level message (Object empty).
+type Event struct {
+	Release string
+	Object  string // Kind/namespace/name
+	Action  string // created, configured, unchanged, deleted, ready, waiting, failed
+	Message string
+}
+
+// Reconciler converges releases. The zero value is not usable; set State,
+// Records and Cluster.
+type Reconciler struct {
+	State   Declarations
+	Records Records
+	Cluster *Cluster
+
+	// Timeout bounds the health wait of one release (default 5m).
+	Timeout time.Duration
+	// Progress, when set, receives an Event per object as it is applied,
+	// becomes ready or is deleted. It is called from the reconciling
+	// goroutine; it must not block for long.
+	Progress func(Event)
+	Log      *slog.Logger
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+// Result says what one reconcile did.
+type Result struct {
+	Release  string
+	Action   string // installed, upgraded, unchanged, corrected, uninstalled
+	Revision int
+	Changes  *ssa.ChangeSet
+}
+
+// PermanentError marks failures that retrying cannot fix until the
+// declaration or chart changes (bad chart, invalid values, rejected object).
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Options tune one Reconcile call.
+type Options struct {
+	// OnlyIfChanged skips releases whose desired state equals the last
+	// deployed revision (no drift check). The daemon uses it for file events.
+	OnlyIfChanged bool
+	// SourceRevision is recorded with the revision.
+	SourceRevision string
+}
+
+func (r *Reconciler) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Log
+}
+
+func (r *Reconciler) emit(e Event) {
+	if r.Progress != nil {
+		r.Progress(e)
+	}
+}
+
+func (r *Reconciler) lock(name string) func() {
+	r.mu.Lock()
+	if r.locks == nil {
+		r.locks = map[string]*sync.Mutex{}
+	}
+	l, ok := r.locks[name]
+	if !ok {
+		l = &sync.Mutex{}
+		r.locks[name] = l
+	}
+	r.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// run carries one reconcile through its steps.
+type run struct {
+	opts     Options
+	name     string
+	decl     *state.Release
+	history  []*record.Revision
+	last     *record.Revision // newest revision, any status
+	deployed *record.Revision // newest deployed revision
+	chart    *render.Chart
+	values   map[string]any
+	digest   string
+	rendered *render.Result
+	objects  []*unstructured.Unstructured
+	rev      *record.Revision
+	changes  *ssa.ChangeSet
+	skip     bool
+	result   Result
+}
+
+// Reconcile converges one release to its declaration; a release with records
+// but no declaration is uninstalled.
+func (r *Reconciler) Reconcile(ctx context.Context, name string, opts Options) (*Result, error) {
+	defer r.lock(name)()
+	ru := &run{name: name, opts: opts, result: Result{Release: name}}
+
+	decl, err := r.State.Get(ctx, name)
+	if errors.Is(err, state.ErrNotFound) {
+		return r.uninstall(ctx, ru)
+	}
+	if err != nil {
+		return nil, &PermanentError{err}
+	}
+	ru.decl = decl
+
+	steps := []struct {
+		name string
+		fn   func(context.Context, *run) error
+	}{
+		{"history", r.loadHistory},
+		{"load", r.load},
+		{"render", r.render},
+		{"plan and apply", r.apply},
+		{"prune", r.prune},
+		{"wait", r.wait},
+		{"record", r.record},
+	}
+	for _, s := range steps {
+		if ru.skip {
+			break
+		}
+		if err := s.fn(ctx, ru); err != nil {
+			r.fail(ctx, ru, err)
+			return &ru.result, err
+		}
+	}
+	return &ru.result, nil
+}
+
+func (r *Reconciler) loadHistory(ctx context.Context, ru *run) error {
+	h, err := r.Records.History(ctx, ru.name)
+	if err != nil && !errors.Is(err, record.ErrNotFound) {
+		return ServerError(r.Cluster.Config.Host, err)
+	}
+	ru.history = h
+	if len(h) > 0 {
+		ru.last = h[len(h)-1]
+	}
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i].Status == record.StatusDeployed {
+			ru.deployed = h[i]
+			break
+		}
+	}
+	return nil
+}
+
+func (r *Reconciler) load(ctx context.Context, ru *run) error {
+	path, err := r.State.ResolvePath(ru.decl.Chart)
+	if err != nil {
+		return &PermanentError{fmt.Errorf("chart %q: %w", ru.decl.Chart, err)}
+	}
+	ch, err := render.Load(path)
+	if err != nil {
+		return &PermanentError{fmt.Errorf("load chart %q: %w", ru.decl.Chart, err)}
+	}
+	if ru.decl.Version != "" {
+		c, err := semver.NewConstraint(ru.decl.Version)
+		if err != nil {
+			return &PermanentError{fmt.Errorf("version constraint %q: %w", ru.decl.Version, err)}
+		}
+		v, err := semver.NewVersion(ch.Chart.Metadata.Version)
+		if err != nil || !c.Check(v) {
+			return &PermanentError{fmt.Errorf("chart %s version %s does not satisfy %q", ch.Chart.Metadata.Name, ch.Chart.Metadata.Version, ru.decl.Version)}
+		}
+	}
+	vals, err := r.State.ValuesFor(ctx, ru.decl)
+	if err != nil {
+		return &PermanentError{err}
+	}
+	ru.chart, ru.values = ch, vals
+	ru.digest = DesiredDigest(ru.decl, ch.Digest, vals)
+
+	if ru.opts.OnlyIfChanged && ru.deployed != nil && ru.last == ru.deployed && ru.deployed.DesiredDigest == ru.digest {
+		ru.skip = true
+		ru.result.Action = "unchanged"
+		ru.result.Revision = ru.deployed.Revision
+	}
+	// A failure of this very desired state was already recorded: do not
+	// hot-loop on it; the next change of declaration or chart retries.
+	if ru.opts.OnlyIfChanged && ru.last != nil && ru.last.Status == record.StatusFailed && ru.last.DesiredDigest == ru.digest {
+		ru.skip = true
+		ru.result.Action = "failed"
+		ru.result.Revision = ru.last.Revision
+	}
+	return nil
+}
+
+// DesiredDigest identifies everything that decides the rendered output of a
+// release: its name, namespace, chart reference and digest, and values.
+func DesiredDigest(decl *state.Release, chartDigest string, values map[string]any) string {
+	b, _ := json.Marshal(struct {
+		Name, Namespace, Chart, ChartDigest string
+		Values                              map[string]any
+	}{decl.Name, namespaceOf(decl), decl.Chart, chartDigest, values})
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func namespaceOf(decl *state.Release) string {
+	if decl.Namespace == "" {
+		return "default"
+	}
+	return decl.Namespace
+}
+
+func (r *Reconciler) render(ctx context.Context, ru *run) error {
+	ns := namespaceOf(ru.decl)
+	// Unchanged desired state: apply what was recorded (drift correction)
+	// instead of rendering again.
+	if ru.deployed != nil && ru.last == ru.deployed && ru.deployed.DesiredDigest == ru.digest {
+		objs, err := ParseManifest(ru.deployed.Manifest)
+		if err == nil {
+			ru.objects = objs
+			return nil
+		}
+	}
+	caps, err := r.Cluster.Capabilities()
+	if err != nil {
+		return err
+	}
+	revision := 1
+	if ru.last != nil {
+		revision = ru.last.Revision + 1
+	}
+	res, err := render.Render(ru.chart, ru.values, render.Options{
+		ReleaseName: ru.name,
+		Namespace:   ns,
+		Revision:    revision,
+		IsUpgrade:   ru.deployed != nil,
+		KubeVersion: caps.KubeVersion,
+		APIVersions: caps.APIVersions,
+	})
+	if err != nil {
+		return &PermanentError{fmt.Errorf("render %s: %w", ru.name, err)}
+	}
+	ru.rendered = res
+	ru.objects = append(append([]*unstructured.Unstructured{}, res.Objects...), res.Hooks...)
+
+	now := time.Now().UTC()
+	status := record.StatusPendingInstall
+	first := now
+	if ru.deployed != nil {
+		status = record.StatusPendingUpgrade
+		first = ru.deployed.FirstDeployed
+	}
+	meta := ru.chart.Chart.Metadata
+	ru.rev = &record.Revision{
+		Release: ru.name, Namespace: ns, Status: status,
+		Chart: ru.decl.Chart, ChartName: meta.Name, ChartVersion: meta.Version, ChartDigest: ru.chart.Digest,
+		AppVersion: meta.AppVersion, Values: ru.values, ComputedValues: res.Values,
+		Manifest: manifestOf(ru.objects), Notes: res.Notes, Inventory: inventoryOf(ru.objects),
+		DesiredDigest: ru.digest, SourceRevision: ru.opts.SourceRevision,
+		FirstDeployed: first, LastDeployed: now,
+	}
+	if err := r.Records.Create(ctx, ru.rev); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ensureNamespace creates the release's target namespace when missing, like
+// `helm install --create-namespace`. It is not part of the inventory.
+func (r *Reconciler) ensureNamespace(ctx context.Context, ns string) error {
+	err := r.Cluster.Client.Get(ctx, keyOf("", ns), &corev1.Namespace{})
+	if err == nil {
+		return nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return ServerError(r.Cluster.Config.Host, err)
+	}
+	err = r.Cluster.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", ns, err)
+	}
+	return nil
+}
+
+func (r *Reconciler) apply(ctx context.Context, ru *run) error {
+	if err := r.ensureNamespace(ctx, namespaceOf(ru.decl)); err != nil {
+		return err
+	}
+	if err := r.checkOwnership(ctx, ru); err != nil {
+		return err
+	}
+	opts := ssa.DefaultApplyOptions()
+	opts.WaitTimeout = r.timeout()
+	cs, err := r.Cluster.Manager.ApplyAllStaged(ctx, copyObjects(ru.objects), opts)
+	if cs != nil {
+		ru.changes = cs
+		for _, e := range cs.Entries {
+			r.emit(Event{Release: ru.name, Object: e.Subject, Action: string(e.Action)})
+		}
+	}
+	if err != nil {
+		err = ServerError(r.Cluster.Config.Host, err)
+		var status apierrors.APIStatus
+		if errors.As(err, &status) && (apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)) {
+			return &PermanentError{fmt.Errorf("apply: %w", err)}
+		}
+		if strings.Contains(err.Error(), "dry-run failed") {
+			return &PermanentError{fmt.Errorf("apply: %w", err)}
+		}
+		return fmt.Errorf("apply: %w", err)
+	}
+	ru.result.Changes = cs
+	return nil
+}
+
+// checkOwnership refuses to take over objects that belong to another
+// release: the ownership label names the owner.
+func (r *Reconciler) checkOwnership(ctx context.Context, ru *run) error {
+	for _, o := range ru.objects {
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(o.GroupVersionKind())
+		err := r.Cluster.Client.Get(ctx, keyOf(o.GetNamespace(), o.GetName()), live)
+		if err != nil {
+			continue // absent, or the kind is not served yet (CRD in this release)
+		}
+		owner := live.GetLabels()[render.LabelRelease]
+		ownerNS := live.GetLabels()[render.LabelNamespace]
+		if owner != "" && (owner != ru.name || ownerNS != namespaceOf(ru.decl)) {
+			return &PermanentError{fmt.Errorf("%s belongs to release %q (namespace %s); refusing to take it over",
+				ssautils.FmtUnstructured(o), owner, ownerNS)}
+		}
+	}
+	return nil
+}
+
+func (r *Reconciler) prune(ctx context.Context, ru *run) error {
+	keep := map[string]bool{}
+	for _, ref := range inventoryOf(ru.objects) {
+		keep[refKey(ref)] = true
+	}
+	var stale []*unstructured.Unstructured
+	seen := map[string]bool{}
+	for _, rev := range ru.history {
+		if rev.Revision == revisionOf(ru.rev) {
+			continue
+		}
+		for _, ref := range rev.Inventory {
+			k := refKey(ref)
+			if keep[k] || seen[k] {
+				continue
+			}
+			seen[k] = true
+			stale = append(stale, refObject(ref))
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	cs, err := r.Cluster.Manager.DeleteAll(ctx, stale, ssa.DeleteOptions{
+		PropagationPolicy: metav1.DeletePropagationBackground,
+		// Only what still carries this release's ownership labels.
+		Inclusions: map[string]string{render.LabelRelease: ru.name, render.LabelNamespace: namespaceOf(ru.decl)},
+	})
+	if cs != nil {
+		for _, e := range cs.Entries {
+			if e.Action == ssa.DeletedAction {
+				r.emit(Event{Release: ru.name, Object: e.Subject, Action: "deleted"})
+			}
+		}
+		if ru.changes != nil {
+			ru.changes.Append(cs.Entries)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("prune: %w", ServerError(r.Cluster.Config.Host, err))
+	}
+	return nil
+}
+
+func (r *Reconciler) timeout() time.Duration {
+	if r.Timeout <= 0 {
+		return 5 * time.Minute
+	}
+	return r.Timeout
+}
+
+func (r *Reconciler) wait(ctx context.Context, ru *run) error {
+	if ru.changes == nil {
+		return nil
+	}
+	var objs []*unstructured.Unstructured
+	changed := false
+	for _, o := range ru.objects {
+		objs = append(objs, o)
+	}
+	for _, e := range ru.changes.Entries {
+		if e.Action == ssa.CreatedAction || e.Action == ssa.ConfiguredAction {
+			changed = true
+		}
+	}
+	// Nothing written and the desired state already recorded as deployed:
+	// no need to wait again.
+	if !changed && ru.rev == nil {
+		return nil
+	}
+	return r.waitReady(ctx, ru.name, objs)
+}
+
+func (r *Reconciler) record(ctx context.Context, ru *run) error {
+	if ru.rev == nil {
+		// Desired state unchanged: this pass was a drift check.
+		ru.result.Revision = ru.deployed.Revision
+		ru.result.Action = "unchanged"
+		if ru.changes != nil {
+			for _, e := range ru.changes.Entries {
+				if e.Action != ssa.UnchangedAction && e.Action != ssa.SkippedAction {
+					ru.result.Action = "corrected"
+					r.log().Info("drift corrected", "release", ru.name, "object", e.Subject, "action", string(e.Action))
+				}
+			}
+		}
+		return nil
+	}
+	ru.result.Action = "installed"
+	if ru.rev.Status == record.StatusPendingUpgrade {
+		ru.result.Action = "upgraded"
+	}
+	ru.rev.Status = record.StatusDeployed
+	ru.rev.Message = ""
+	ru.rev.LastDeployed = time.Now().UTC()
+	if err := r.Records.Update(ctx, ru.rev); err != nil {
+		return err
+	}
+	ru.result.Revision = ru.rev.Revision
+	for _, old := range ru.history {
+		if old.Status == record.StatusDeployed && old.Revision != ru.rev.Revision {
+			old.Status = record.StatusSuperseded
+			if err := r.Records.Update(ctx, old); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// fail records why the reconcile failed on the pending revision (or on a new
+// failed revision when it failed before one was written) and leaves the
+// previous deployed revision untouched.
+func (r *Reconciler) fail(ctx context.Context, ru *run, err error) {
+	r.emit(Event{Release: ru.name, Action: "failed", Message: err.Error()})
+	r.log().Error("reconcile failed", "release", ru.name, "error", err)
+	ru.result.Action = "failed"
+	// Cancelled by the caller: leave no record of a half attempt beyond
+	// what is already there; a later run retries.
+	ctx = context.WithoutCancel(ctx)
+	if ru.rev == nil {
+		if ru.last != nil && ru.last.Status == record.StatusFailed && ru.last.DesiredDigest == ru.digest && ru.last.Message == err.Error() {
+			return
+		}
+		ru.rev = &record.Revision{Release: ru.name, Namespace: namespaceOf(ru.decl), Chart: ru.decl.Chart,
+			Values: ru.values, DesiredDigest: ru.digest, SourceRevision: ru.opts.SourceRevision, LastDeployed: time.Now().UTC()}
+		if ru.deployed != nil {
+			ru.rev.FirstDeployed = ru.deployed.FirstDeployed
+			// Keep the inventory so a later prune still knows every object.
+			ru.rev.Inventory = ru.deployed.Inventory
+		}
+		if ru.chart != nil {
+			ru.rev.ChartName, ru.rev.ChartVersion, ru.rev.ChartDigest = ru.chart.Chart.Metadata.Name, ru.chart.Chart.Metadata.Version, ru.chart.Digest
+		}
+		ru.rev.Status, ru.rev.Message = record.StatusFailed, err.Error()
+		if cerr := r.Records.Create(ctx, ru.rev); cerr != nil {
+			r.log().Error("record failure", "release", ru.name, "error", cerr)
+		}
+		ru.result.Revision = ru.rev.Revision
+		return
+	}
+	ru.rev.Status, ru.rev.Message = record.StatusFailed, err.Error()
+	ru.rev.LastDeployed = time.Now().UTC()
+	if uerr := r.Records.Update(ctx, ru.rev); uerr != nil {
+		r.log().Error("record failure", "release", ru.name, "error", uerr)
+	}
+	ru.result.Revision = ru.rev.Revision
+}
+
+func (r *Reconciler) uninstall(ctx context.Context, ru *run) (*Result, error) {
+	ru.result.Action = "uninstalled"
+	h, err := r.Records.History(ctx, ru.name)
+	if errors.Is(err, record.ErrNotFound) {
+		return &ru.result, fmt.Errorf("release %q not found", ru.name)
+	}
+	if err != nil {
+		return nil, ServerError(r.Cluster.Config.Host, err)
+	}
+	last := h[len(h)-1]
+	last.Status = record.StatusUninstalling
+	if err := r.Records.Update(ctx, last); err != nil {
+		return nil, err
+	}
+	var objs []*unstructured.Unstructured
+	seen := map[string]bool{}
+	for _, rev := range h {
+		for _, ref := range rev.Inventory {
+			if !seen[refKey(ref)] {
+				seen[refKey(ref)] = true
+				objs = append(objs, refObject(ref))
+			}
+		}
+	}
+	cs, err := r.Cluster.Manager.DeleteAll(ctx, objs, ssa.DeleteOptions{
+		PropagationPolicy: metav1.DeletePropagationBackground,
+		Inclusions:        map[string]string{render.LabelRelease: ru.name, render.LabelNamespace: last.Namespace},
+	})
+	if cs != nil {
+		for _, e := range cs.Entries {
+			if e.Action == ssa.DeletedAction {
+				r.emit(Event{Release: ru.name, Object: e.Subject, Action: "deleted"})
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("uninstall %s: %w", ru.name, ServerError(r.Cluster.Config.Host, err))
+	}
+	if err := r.Records.Delete(ctx, ru.name); err != nil {
+		return nil, err
+	}
+	ru.result.Changes = cs
+	return &ru.result, nil
+}
+
+// Names returns every release that needs reconciling: every declaration and
+// every release with records (so removed declarations get uninstalled).
+func (r *Reconciler) Names(ctx context.Context) ([]string, error) {
+	decls, err := r.State.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := r.Records.List(ctx)
+	if err != nil {
+		return nil, ServerError(r.Cluster.Config.Host, err)
+	}
+	set := map[string]bool{}
+	for _, d := range decls {
+		set[d.Name] = true
+	}
+	for _, rv := range recs {
+		set[rv.Release] = true
+	}
+	names := make([]string, 0, len(set))
+	for n := range set {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+func revisionOf(rev *record.Revision) int {
+	if rev == nil {
+		return -1
+	}
+	return rev.Revision
+}
+
+func copyObjects(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	out := make([]*unstructured.Unstructured, len(objs))
+	for i, o := range objs {
+		out[i] = o.DeepCopy()
+	}
+	return out
+}
+
+func inventoryOf(objs []*unstructured.Unstructured) []record.ObjectRef {
+	refs := make([]record.ObjectRef, 0, len(objs))
+	for _, o := range objs {
+		refs = append(refs, record.ObjectRef{APIVersion: o.GetAPIVersion(), Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
+	}
+	return refs
+}
+
+func refKey(ref record.ObjectRef) string {
+	gv := ref.APIVersion
+	if i := strings.Index(gv, "/"); i >= 0 {
+		gv = gv[:i] // group only: a version change is the same object
+	} else {
+		gv = ""
+	}
+	return gv + "|" + ref.Kind + "|" + ref.Namespace + "|" + ref.Name
+}
+
+func refObject(ref record.ObjectRef) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion(ref.APIVersion)
+	u.SetKind(ref.Kind)
+	u.SetNamespace(ref.Namespace)
+	u.SetName(ref.Name)
+	return u
+}
+
+// manifestOf serialises objects as one YAML stream.
+func manifestOf(objs []*unstructured.Unstructured) string {
+	var b strings.Builder
+	for _, o := range objs {
+		y, err := yaml.Marshal(o.Object)
+		if err != nil {
+			continue
+		}
+		b.WriteString("---\n")
+		b.Write(y)
+	}
+	return b.String()
+}
+
+// ParseManifest splits a YAML stream into objects.
+func ParseManifest(manifest string) ([]*unstructured.Unstructured, error) {
+	objs, err := ssautils.ReadObjects(strings.NewReader(manifest))
+	if err != nil {
+		return nil, fmt.Errorf("parse manifest: %w", err)
+	}
+	return objs, nil
+}

@@ -1,0 +1,92 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	ssautils "github.com/fluxcd/pkg/ssa/utils"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+func keyOf(namespace, name string) client.ObjectKey {
+	return types.NamespacedName{Namespace: namespace, Name: name}
+}
+
+// waitInterval is how often object health is polled while waiting.
+const waitInterval = time.Second
+
+// waitReady polls every object until kstatus reports it Current, one of them
+// Failed, or the timeout passes. It emits "ready" once per object as it
+// becomes healthy, so a person can follow the rollout.
+func (r *Reconciler) waitReady(ctx context.Context, release string, objs []*unstructured.Unstructured) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout())
+	defer cancel()
+
+	pending := map[string]*unstructured.Unstructured{}
+	last := map[string]string{}
+	for _, o := range objs {
+		pending[ssautils.FmtUnstructured(o)] = o
+	}
+	tick := time.NewTicker(waitInterval)
+	defer tick.Stop()
+	for {
+		for id, o := range pending {
+			live := &unstructured.Unstructured{}
+			live.SetGroupVersionKind(o.GroupVersionKind())
+			err := r.Cluster.Client.Get(ctx, keyOf(o.GetNamespace(), o.GetName()), live)
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				if apierrors.IsNotFound(err) {
+					last[id] = "not found"
+					continue
+				}
+				return fmt.Errorf("wait for %s: %w", id, ServerError(r.Cluster.Config.Host, err))
+			}
+			res, err := status.Compute(live)
+			if err != nil {
+				return fmt.Errorf("compute status of %s: %w", id, err)
+			}
+			switch res.Status {
+			case status.CurrentStatus:
+				delete(pending, id)
+				r.emit(Event{Release: release, Object: id, Action: "ready"})
+			case status.FailedStatus:
+				return fmt.Errorf("%s failed: %s", id, res.Message)
+			default:
+				if last[id] != res.Message && res.Message != "" {
+					r.emit(Event{Release: release, Object: id, Action: "waiting", Message: res.Message})
+				}
+				last[id] = res.Message
+			}
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			var ids []string
+			for id := range pending {
+				msg := last[id]
+				if msg == "" {
+					msg = "in progress"
+				}
+				ids = append(ids, id+" ("+msg+")")
+			}
+			sort.Strings(ids)
+			if ctx.Err() == context.DeadlineExceeded {
+				return fmt.Errorf("timed out after %s waiting for %s", r.timeout(), strings.Join(ids, ", "))
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}

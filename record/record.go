@@ -1,0 +1,372 @@
+package record
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Status is the state of one revision.
+type Status string
+
+// The possible revision statuses; they mirror Helm's so users recognise them.
+const (
+	StatusPendingInstall Status = "pending-install"
+	StatusPendingUpgrade Status = "pending-upgrade"
+	StatusDeployed       Status = "deployed"
+	StatusFailed         Status = "failed"
+	StatusSuperseded     Status = "superseded"
+	StatusUninstalling   Status = "uninstalling"
+)
+
+// Pending reports whether the revision is still being converged.
+func (s Status) Pending() bool {
+	return s == StatusPendingInstall || s == StatusPendingUpgrade || s == StatusUninstalling
+}
+
+// ObjectRef identifies one object of a release's inventory.
+type ObjectRef struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Namespace  string `json:"namespace,omitempty"`
+	Name       string `json:"name"`
+}
+
+// String formats the reference as Kind/namespace/name (Kind/name when cluster scoped).
+func (o ObjectRef) String() string {
+	if o.Namespace == "" {
+		return o.Kind + "/" + o.Name
+	}
+	return o.Kind + "/" + o.Namespace + "/" + o.Name
+}
+
+// Revision is one applied (or attempted) revision of a release.
+type Revision struct {
+	Release   string `json:"release"`
+	Namespace string `json:"namespace"` // the release's target namespace
+	Revision  int    `json:"revision"`
+	Status    Status `json:"status"`
+	Message   string `json:"message,omitempty"`
+
+	Chart        string `json:"chart"` // the reference as declared
+	ChartName    string `json:"chartName"`
+	ChartVersion string `json:"chartVersion"`
+	ChartDigest  string `json:"chartDigest"`
+	AppVersion   string `json:"appVersion,omitempty"`
+
+	// Values are the user-supplied values (declaration's valuesFiles and
+	// values merged); ComputedValues are coalesced with the chart defaults.
+	Values         map[string]any `json:"values,omitempty"`
+	ComputedValues map[string]any `json:"computedValues,omitempty"`
+	Manifest       string         `json:"manifest"`
+	Notes          string         `json:"notes,omitempty"`
+	Inventory      []ObjectRef    `json:"inventory"`
+
+	// DesiredDigest identifies the desired state (chart digest, namespace,
+	// values); equal digests mean nothing to render differently.
+	DesiredDigest  string `json:"desiredDigest"`
+	SourceRevision string `json:"sourceRevision,omitempty"`
+
+	FirstDeployed time.Time `json:"firstDeployed"`
+	LastDeployed  time.Time `json:"lastDeployed"`
+}
+
+// Labels and the Secret type used for records.
+const (
+	LabelOwner    = "owner"
+	OwnerValue    = "charter"
+	LabelRelease  = "charter.sh/release"
+	LabelRevision = "charter.sh/revision"
+	LabelStatus   = "charter.sh/status"
+	SecretType    = "charter.sh/release.v1"
+	dataKey       = "release"
+
+	// DefaultNamespace is where records live unless configured otherwise.
+	DefaultNamespace = "charter-system"
+	// DefaultMaxHistory is how many revisions of each release are kept.
+	DefaultMaxHistory = 10
+)
+
+// ErrNotFound is returned (wrapped) when a release has no record.
+var ErrNotFound = errors.New("not found")
+
+// Store reads and writes revisions as Secrets in one namespace.
+type Store struct {
+	client     kubernetes.Interface
+	namespace  string
+	maxHistory int
+}
+
+// NewStore returns a Store keeping records in namespace (DefaultNamespace
+// when empty) and at most maxHistory revisions per release (DefaultMaxHistory
+// when ≤ 0).
+func NewStore(c kubernetes.Interface, namespace string, maxHistory int) *Store {
+	if namespace == "" {
+		namespace = DefaultNamespace
+	}
+	if maxHistory <= 0 {
+		maxHistory = DefaultMaxHistory
+	}
+	return &Store{client: c, namespace: namespace, maxHistory: maxHistory}
+}
+
+// Namespace is where the records are kept.
+func (s *Store) Namespace() string { return s.namespace }
+
+func secretName(release string, rev int) string {
+	return fmt.Sprintf("charter.v1.%s.v%d", release, rev)
+}
+
+// History returns every kept revision of the release, oldest first.
+// A release without records returns ErrNotFound.
+func (s *Store) History(ctx context.Context, release string) ([]*Revision, error) {
+	revs, err := s.list(ctx, labels.Set{LabelOwner: OwnerValue, LabelRelease: release})
+	if err != nil {
+		return nil, err
+	}
+	if len(revs) == 0 {
+		return nil, fmt.Errorf("release %q: %w", release, ErrNotFound)
+	}
+	return revs, nil
+}
+
+// Last returns the newest revision of the release, whatever its status.
+func (s *Store) Last(ctx context.Context, release string) (*Revision, error) {
+	revs, err := s.History(ctx, release)
+	if err != nil {
+		return nil, err
+	}
+	return revs[len(revs)-1], nil
+}
+
+// LastDeployed returns the newest revision with status deployed, or
+// ErrNotFound when no revision ever converged.
+func (s *Store) LastDeployed(ctx context.Context, release string) (*Revision, error) {
+	revs, err := s.History(ctx, release)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(revs) - 1; i >= 0; i-- {
+		if revs[i].Status == StatusDeployed {
+			return revs[i], nil
+		}
+	}
+	return nil, fmt.Errorf("release %q has no deployed revision: %w", release, ErrNotFound)
+}
+
+// List returns the newest revision of every release, sorted by name, in one
+// API request.
+func (s *Store) List(ctx context.Context) ([]*Revision, error) {
+	revs, err := s.list(ctx, labels.Set{LabelOwner: OwnerValue})
+	if err != nil {
+		return nil, err
+	}
+	latest := map[string]*Revision{}
+	for _, r := range revs {
+		if cur, ok := latest[r.Release]; !ok || r.Revision > cur.Revision {
+			latest[r.Release] = r
+		}
+	}
+	out := make([]*Revision, 0, len(latest))
+	for _, r := range latest {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Release < out[j].Release })
+	return out, nil
+}
+
+func (s *Store) list(ctx context.Context, sel labels.Set) ([]*Revision, error) {
+	l, err := s.client.CoreV1().Secrets(s.namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("list release records in %s: %w", s.namespace, err)
+	}
+	revs := make([]*Revision, 0, len(l.Items))
+	for i := range l.Items {
+		if l.Items[i].Type != SecretType {
+			continue
+		}
+		r, err := decode(l.Items[i].Data[dataKey])
+		if err != nil {
+			return nil, fmt.Errorf("decode record %s: %w", l.Items[i].Name, err)
+		}
+		revs = append(revs, r)
+	}
+	sort.Slice(revs, func(i, j int) bool {
+		if revs[i].Release != revs[j].Release {
+			return revs[i].Release < revs[j].Release
+		}
+		return revs[i].Revision < revs[j].Revision
+	})
+	return revs, nil
+}
+
+// Create stores rev as a new revision. When rev.Revision is 0 it is set to
+// one more than the newest existing revision. Revisions beyond the history
+// limit are deleted afterwards (deployed revisions last).
+func (s *Store) Create(ctx context.Context, rev *Revision) error {
+	if err := s.EnsureNamespace(ctx); err != nil {
+		return err
+	}
+	for attempt := 0; attempt < 5; attempt++ {
+		if rev.Revision == 0 || attempt > 0 {
+			last, err := s.Last(ctx, rev.Release)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				rev.Revision = 1
+			case err != nil:
+				return err
+			default:
+				rev.Revision = last.Revision + 1
+			}
+		}
+		sec, err := s.encodeSecret(rev)
+		if err != nil {
+			return err
+		}
+		_, err = s.client.CoreV1().Secrets(s.namespace).Create(ctx, sec, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			continue // another writer took this number; take the next
+		}
+		if err != nil {
+			return fmt.Errorf("write record for release %q revision %d: %w", rev.Release, rev.Revision, err)
+		}
+		return s.prune(ctx, rev.Release)
+	}
+	return fmt.Errorf("write record for release %q: revision numbers kept colliding", rev.Release)
+}
+
+// Update overwrites an existing revision (e.g. its status).
+func (s *Store) Update(ctx context.Context, rev *Revision) error {
+	sec, err := s.encodeSecret(rev)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.CoreV1().Secrets(s.namespace).Update(ctx, sec, metav1.UpdateOptions{})
+	if err != nil {
+		return fmt.Errorf("update record for release %q revision %d: %w", rev.Release, rev.Revision, err)
+	}
+	return nil
+}
+
+// Delete removes every record of the release.
+func (s *Store) Delete(ctx context.Context, release string) error {
+	sel := labels.Set{LabelOwner: OwnerValue, LabelRelease: release}.String()
+	err := s.client.CoreV1().Secrets(s.namespace).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: sel})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete records of release %q: %w", release, err)
+	}
+	return nil
+}
+
+func (s *Store) prune(ctx context.Context, release string) error {
+	revs, err := s.History(ctx, release)
+	if err != nil || len(revs) <= s.maxHistory {
+		return err
+	}
+	// Keep the newest deployed revision whatever its age: it is what a
+	// rollback or status needs.
+	keepDeployed := -1
+	for i := len(revs) - 1; i >= 0; i-- {
+		if revs[i].Status == StatusDeployed {
+			keepDeployed = revs[i].Revision
+			break
+		}
+	}
+	excess := len(revs) - s.maxHistory
+	for _, r := range revs {
+		if excess == 0 {
+			break
+		}
+		if r.Revision == keepDeployed {
+			continue
+		}
+		err := s.client.CoreV1().Secrets(s.namespace).Delete(ctx, secretName(release, r.Revision), metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("prune record %s: %w", secretName(release, r.Revision), err)
+		}
+		excess--
+	}
+	return nil
+}
+
+// EnsureNamespace creates the records namespace when missing.
+func (s *Store) EnsureNamespace(ctx context.Context) error {
+	_, err := s.client.CoreV1().Namespaces().Get(ctx, s.namespace, metav1.GetOptions{})
+	if err == nil {
+		return nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get records namespace %s: %w", s.namespace, err)
+	}
+	_, err = s.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.namespace}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create records namespace %s: %w", s.namespace, err)
+	}
+	return nil
+}
+
+func (s *Store) encodeSecret(rev *Revision) (*corev1.Secret, error) {
+	data, err := encode(rev)
+	if err != nil {
+		return nil, err
+	}
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      secretName(rev.Release, rev.Revision),
+			Namespace: s.namespace,
+			Labels: map[string]string{
+				LabelOwner:    OwnerValue,
+				LabelRelease:  rev.Release,
+				LabelRevision: strconv.Itoa(rev.Revision),
+				LabelStatus:   string(rev.Status),
+			},
+		},
+		Type: SecretType,
+		Data: map[string][]byte{dataKey: data},
+	}, nil
+}
+
+func encode(rev *Revision) ([]byte, error) {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err := json.NewEncoder(zw).Encode(rev); err != nil {
+		return nil, fmt.Errorf("encode record: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("compress record: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func decode(data []byte) (*Revision, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	defer zr.Close()
+	raw, err := io.ReadAll(io.LimitReader(zr, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	var rev Revision
+	if err := json.Unmarshal(raw, &rev); err != nil {
+		return nil, err
+	}
+	return &rev, nil
+}

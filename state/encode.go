@@ -1,0 +1,172 @@
+package state
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"reflect"
+	"sort"
+	"strconv"
+
+	yamlv2 "go.yaml.in/yaml/v2"
+	yaml "go.yaml.in/yaml/v3"
+	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+// Marshal returns the canonical YAML form of r, as charter writes a new
+// declaration or params file: the fields in the order apiVersion, kind, name,
+// namespace, chart, version, chartPath, valuesFiles, values; empty fields
+// left out; values keys sorted; two-space indentation. It neither validates
+// r nor fills in defaults. The output is checked to parse back (with Parse)
+// to r, so a value is never written in a form that reads differently (for
+// example the string "yes" is quoted, because Helm reads a bare yes as true).
+func Marshal(r *Release) ([]byte, error) {
+	want := r.DeepCopy()
+	vals, err := normalizeValues(want.Values)
+	if err != nil {
+		return nil, fmt.Errorf("marshal release %q: values: %w", r.Name, err)
+	}
+	want.Values = vals
+	if len(want.ValuesFiles) == 0 {
+		want.ValuesFiles = nil
+	}
+
+	root := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	for _, f := range fieldOrder {
+		v, err := fieldNode(want, f)
+		if err != nil {
+			return nil, fmt.Errorf("marshal release %q: %s: %w", r.Name, f, err)
+		}
+		if v != nil {
+			root.Content = append(root.Content, stringNode(f), v)
+		}
+	}
+	out, err := encodeNode(root, kyaml.DefaultIndent, kyaml.CompactSequenceStyle)
+	if err != nil {
+		return nil, fmt.Errorf("marshal release %q: %w", r.Name, err)
+	}
+	got, err := Parse("marshalled release", out)
+	if err != nil {
+		return nil, fmt.Errorf("marshal release %q: output does not parse back: %w", r.Name, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		return nil, fmt.Errorf("marshal release %q: output does not read back as the same release", r.Name)
+	}
+	return out, nil
+}
+
+// fieldNode returns the YAML node for field f of r, or nil when it is empty.
+func fieldNode(r *Release, f string) (*yaml.Node, error) {
+	switch f {
+	case "valuesFiles":
+		if len(r.ValuesFiles) == 0 {
+			return nil, nil
+		}
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		for _, p := range r.ValuesFiles {
+			seq.Content = append(seq.Content, stringNode(p))
+		}
+		return seq, nil
+	case "values":
+		if len(r.Values) == 0 {
+			return nil, nil
+		}
+		return valueNode(r.Values)
+	}
+	s := stringField(r, f)
+	if s == "" {
+		return nil, nil
+	}
+	return stringNode(s), nil
+}
+
+func stringField(r *Release, f string) string {
+	switch f {
+	case "apiVersion":
+		return r.APIVersion
+	case "kind":
+		return r.Kind
+	case "name":
+		return r.Name
+	case "namespace":
+		return r.Namespace
+	case "chart":
+		return r.Chart
+	case "version":
+		return r.Version
+	case "chartPath":
+		return r.ChartPath
+	}
+	return ""
+}
+
+// valueNode builds the YAML node for a normalized value (see normalizeValues).
+func valueNode(v any) (*yaml.Node, error) {
+	switch v := v.(type) {
+	case nil:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
+	case bool:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(v)}, nil
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("number %v cannot be written", v)
+		}
+		if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+			return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatInt(int64(v), 10)}, nil
+		}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: strconv.FormatFloat(v, 'g', -1, 64)}, nil
+	case string:
+		return stringNode(v), nil
+	case []any:
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		for _, e := range v {
+			n, err := valueNode(e)
+			if err != nil {
+				return nil, err
+			}
+			seq.Content = append(seq.Content, n)
+		}
+		return seq, nil
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		for _, k := range keys {
+			n, err := valueNode(v[k])
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			m.Content = append(m.Content, stringNode(k), n)
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("value of type %T cannot be written", v)
+}
+
+// stringNode builds a string scalar that reads back as a string both for
+// YAML 1.2 readers (kyaml) and for the YAML 1.1 reader Helm uses for values,
+// which takes bare yes/no/on/off for booleans.
+func stringNode(s string) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+	if b, err := yamlv2.Marshal(s); err != nil || (len(b) > 0 && (b[0] == '"' || b[0] == '\'')) {
+		n.Style = yaml.DoubleQuotedStyle
+	}
+	return n
+}
+
+// encodeNode serialises n with the given indentation and list style.
+func encodeNode(n *yaml.Node, indent int, seq kyaml.SequenceIndentStyle) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := kyaml.NewEncoderWithOptions(&buf, &kyaml.EncoderOptions{SeqIndent: seq})
+	enc.SetIndent(indent)
+	if err := enc.Encode(n); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,14 @@
+//go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
+
+package state
+
+import (
+	"context"
+	"errors"
+)
+
+// lockFile is not implemented on this platform: writes to a state
+// directory need flock(2).
+func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+	return nil, errors.New("lock state: file locking is not supported on this platform")
+}

@@ -1,0 +1,353 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+	sigsyaml "sigs.k8s.io/yaml"
+)
+
+// Parse reads one release declaration or params file. name is the file name
+// used in error messages. Parse is strict: the data must be a single YAML
+// mapping of at most MaxFileSize bytes with no duplicate keys (at any depth)
+// and no top-level keys other than the Release fields; apiVersion and kind,
+// when present, must be charter.sh/v1 and Release. Parse does not fill in
+// defaults and does not call Validate.
+//
+// values are decoded with Helm's YAML semantics (numbers become float64,
+// `yes`/`on` are booleans), so they mean what they would mean to `helm -f`.
+func Parse(name string, data []byte) (*Release, error) {
+	if err := checkSize(name, int64(len(data))); err != nil {
+		return nil, err
+	}
+	docs, err := decodeDocs(name, data)
+	if err != nil {
+		return nil, err
+	}
+	switch len(docs) {
+	case 0:
+		return nil, fmt.Errorf("%s: file is empty: want a release declaration (apiVersion: %s, kind: %s)", name, APIVersion, KindRelease)
+	case 1:
+	default:
+		return nil, fmt.Errorf("%s: holds %d YAML documents: want exactly one release declaration", name, len(docs))
+	}
+	root := docs[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s: line %d: want a mapping of release fields, got %s", name, root.Line, kindName(root))
+	}
+	if err := checkDuplicates(root); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+
+	r := &Release{}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], resolveAlias(root.Content[i+1])
+		if err := parseField(r, k, v); err != nil {
+			return nil, fmt.Errorf("%s: line %d: %w", name, k.Line, err)
+		}
+	}
+	if r.APIVersion != "" && r.APIVersion != APIVersion {
+		return nil, fmt.Errorf("%s: apiVersion %q is not supported: want %q", name, r.APIVersion, APIVersion)
+	}
+	if r.Kind != "" && r.Kind != KindRelease {
+		return nil, fmt.Errorf("%s: kind %q is not supported: want %q", name, r.Kind, KindRelease)
+	}
+
+	// Decode values the way Helm decodes a values file (sigs.k8s.io/yaml),
+	// so `charter` and `helm -f` agree on what a value means.
+	var body struct {
+		Values map[string]any `json:"values"`
+	}
+	if err := sigsyaml.Unmarshal(data, &body); err != nil {
+		return nil, fmt.Errorf("%s: values: %s", name, oneLine(err))
+	}
+	if len(body.Values) > 0 {
+		r.Values = body.Values
+	}
+	return r, nil
+}
+
+func parseField(r *Release, k, v *yaml.Node) error {
+	if k.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a field name, got %s", kindName(k))
+	}
+	key := k.Value
+	if !knownField(key) {
+		return fmt.Errorf("unknown field %q (known fields: %s)", key, strings.Join(fieldOrder, ", "))
+	}
+	switch key {
+	case "valuesFiles":
+		if isNull(v) {
+			return nil
+		}
+		if v.Kind != yaml.SequenceNode {
+			return fmt.Errorf("field valuesFiles must be a list of paths, got %s", kindName(v))
+		}
+		for _, e := range v.Content {
+			e = resolveAlias(e)
+			if e.Kind != yaml.ScalarNode || isNull(e) {
+				return fmt.Errorf("field valuesFiles: want a path, got %s at line %d", kindName(e), e.Line)
+			}
+			r.ValuesFiles = append(r.ValuesFiles, e.Value)
+		}
+		return nil
+	case "values":
+		if !isNull(v) && v.Kind != yaml.MappingNode {
+			return fmt.Errorf("field values must be a mapping, got %s", kindName(v))
+		}
+		return nil // decoded as a whole by Parse
+	}
+	if isNull(v) {
+		return nil
+	}
+	if v.Kind != yaml.ScalarNode {
+		return fmt.Errorf("field %s must be a string, got %s", key, kindName(v))
+	}
+	s := v.Value
+	switch key {
+	case "apiVersion":
+		r.APIVersion = s
+	case "kind":
+		r.Kind = s
+	case "name":
+		r.Name = s
+	case "namespace":
+		r.Namespace = s
+	case "chart":
+		r.Chart = s
+	case "version":
+		r.Version = s
+	case "chartPath":
+		r.ChartPath = s
+	}
+	return nil
+}
+
+// ParseFile reads the file at path and tells a declaration or params file
+// apart from a plain Helm values file. The file is a declaration iff its
+// top-level mapping has `kind: Release`, or has both `chart` and `values`
+// keys and no key that is not a Release field. A declaration is parsed
+// strictly (see Parse) and returned with isDeclaration true; for a plain
+// values file ParseFile returns (nil, false, nil) — read it with
+// ReadValuesFile. A file whose kind is anything but Release is a plain values
+// file too. An empty file is an (empty) plain values file.
+func ParseFile(path string) (rel *Release, isDeclaration bool, err error) {
+	data, err := readLimited(path)
+	if err != nil {
+		return nil, false, err
+	}
+	docs, err := decodeDocs(path, data)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(docs) == 0 {
+		return nil, false, nil
+	}
+	root := docs[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, false, fmt.Errorf("%s: line %d: want a mapping, got %s", path, root.Line, kindName(root))
+	}
+	if !looksLikeDeclaration(root) {
+		return nil, false, nil
+	}
+	rel, err = Parse(path, data)
+	if err != nil {
+		return nil, true, err
+	}
+	return rel, true, nil
+}
+
+func looksLikeDeclaration(root *yaml.Node) bool {
+	var hasChart, hasValues, allKnown = false, false, true
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], resolveAlias(root.Content[i+1])
+		switch k.Value {
+		case "kind":
+			// kind names the document's type: Release is ours, any
+			// other kind is not (whatever else the file holds).
+			return v.Kind == yaml.ScalarNode && v.Value == KindRelease
+		case "chart":
+			hasChart = true
+		case "values":
+			hasValues = true
+		}
+		if !knownField(k.Value) {
+			allKnown = false
+		}
+	}
+	return hasChart && hasValues && allKnown
+}
+
+// ReadValuesFile reads a plain Helm values file: a YAML mapping (or an empty
+// file), at most MaxFileSize bytes, with no duplicate keys. Like Helm, a file
+// of several YAML documents is read as the documents merged in order.
+func ReadValuesFile(path string) (map[string]any, error) {
+	data, err := readLimited(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseValues(path, data)
+}
+
+// ParseValues is ReadValuesFile for data already in memory; name is used in
+// error messages.
+func ParseValues(name string, data []byte) (map[string]any, error) {
+	if err := checkSize(name, int64(len(data))); err != nil {
+		return nil, err
+	}
+	docs, err := decodeDocs(name, data)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{}
+	for _, root := range docs {
+		if root.Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("%s: line %d: want a mapping of values, got %s", name, root.Line, kindName(root))
+		}
+		if err := checkDuplicates(root); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		raw := data
+		if len(docs) > 1 {
+			// Re-encode each document on its own; the scalar text and
+			// style are kept, so Helm's reading of each value is too.
+			if raw, err = yaml.Marshal(root); err != nil {
+				return nil, fmt.Errorf("%s: line %d: %w", name, root.Line, err)
+			}
+		}
+		var m map[string]any
+		if err := sigsyaml.Unmarshal(raw, &m); err != nil {
+			return nil, fmt.Errorf("%s: %s", name, oneLine(err))
+		}
+		out = mergeValues(out, m)
+	}
+	return out, nil
+}
+
+// decodeDocs returns the root node of each non-empty document in data.
+func decodeDocs(name string, data []byte) ([]*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var roots []*yaml.Node
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return roots, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: not valid YAML: %s", name, oneLine(err))
+		}
+		if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+			continue
+		}
+		root := doc.Content[0]
+		if isNull(root) {
+			continue // "---" with nothing after it, or a file of comments
+		}
+		roots = append(roots, root)
+	}
+}
+
+// checkDuplicates reports the first mapping key, at any depth, that appears
+// twice in the same mapping.
+func checkDuplicates(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.MappingNode:
+		seen := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind == yaml.ScalarNode && k.Value != "<<" {
+				if first, ok := seen[k.Value]; ok {
+					return fmt.Errorf("line %d: duplicate key %q (first at line %d)", k.Line, k.Value, first)
+				}
+				seen[k.Value] = k.Line
+			}
+			if err := checkDuplicates(n.Content[i+1]); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode, yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := checkDuplicates(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if isNull(n) {
+			return "null"
+		}
+		return fmt.Sprintf("the scalar %q", n.Value)
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	return "a document"
+}
+
+func checkSize(name string, n int64) error {
+	if n > MaxFileSize {
+		return fmt.Errorf("%s: file is %.1f MiB, larger than the %d MiB limit", name, float64(n)/(1<<20), MaxFileSize>>20)
+	}
+	return nil
+}
+
+// readLimited reads a file, refusing files larger than MaxFileSize without
+// reading them whole.
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err // *fs.PathError already says "open PATH: ..."
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil {
+		if err := checkSize(path, fi.Size()); err != nil {
+			return nil, err
+		}
+		if fi.IsDir() {
+			return nil, fmt.Errorf("read %s: is a directory", path)
+		}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSize(path, int64(len(data))); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// oneLine turns a (possibly multi-line) decoder error into one line without
+// the library's "yaml: " prefixes.
+func oneLine(err error) string {
+	s := err.Error()
+	s = strings.ReplaceAll(s, "error converting YAML to JSON: ", "")
+	s = strings.ReplaceAll(s, "yaml: ", "")
+	s = strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+	return s
+}
