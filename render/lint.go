@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/Masterminds/semver/v3"
 	"helm.sh/helm/v4/pkg/chart/v2/lint"
 	"helm.sh/helm/v4/pkg/chart/v2/lint/support"
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
@@ -46,12 +47,34 @@ func (f Finding) String() string {
 func Lint(path string) []Finding {
 	var out []Finding
 	add := func(f Finding) {
-		for _, g := range out {
-			if g.Path == f.Path && (g.Message == f.Message || (f.Line > 0 && g.Line == f.Line && g.Severity == f.Severity)) {
+		// Helm reports a load failure from several rules, and a broken
+		// template both from its linter and from our render; keep one,
+		// preferring the finding that knows the line.
+		core := strings.TrimPrefix(f.Message, "unable to load chart ")
+		for i, g := range out {
+			if strings.TrimPrefix(g.Message, "unable to load chart ") == core {
+				return
+			}
+			if g.Path != f.Path || g.Severity != f.Severity || f.Path == "" {
+				continue
+			}
+			switch {
+			case g.Line > 0 && g.Line == f.Line, g.Line > 0 && f.Line == 0:
+				return
+			case g.Line == 0 && f.Line > 0:
+				out[i] = f
 				return
 			}
 		}
 		out = append(out, f)
+	}
+	hasError := func() bool {
+		for _, f := range out {
+			if f.Severity == "error" {
+				return true
+			}
+		}
+		return false
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -73,7 +96,10 @@ func Lint(path string) []Finding {
 
 	ch, err := Load(path)
 	if err != nil {
-		add(Finding{Severity: "error", Message: oneLine(err.Error())})
+		if !hasError() { // otherwise Helm's rules already said why
+			p, line := location(err.Error())
+			add(Finding{Severity: "error", Path: p, Line: line, Message: oneLine(err.Error())})
+		}
 		return out
 	}
 	if raw := rawFile(ch.Chart, "values.yaml"); raw != nil {
@@ -85,7 +111,12 @@ func Lint(path string) []Finding {
 	if ch.Chart.Metadata.Type == "library" {
 		return out
 	}
-	if _, err := Render(ch, nil, Options{ReleaseName: "release-name", Namespace: "default"}); err != nil {
+	if kv := ch.Chart.Metadata.KubeVersion; kv != "" {
+		if _, err := semver.NewConstraint(kv); err != nil {
+			add(Finding{Severity: "error", Path: "Chart.yaml", Message: fmt.Sprintf("kubeVersion %q is not a valid version constraint: %v", kv, err)})
+		}
+	}
+	if _, err := render(ch, nil, Options{ReleaseName: "release-name", Namespace: "default"}, false); err != nil {
 		msg := strings.TrimPrefix(err.Error(), "render "+ch.Chart.Name()+": ")
 		p, line := location(msg)
 		if strings.Contains(msg, "values.schema.json") {
@@ -115,6 +146,8 @@ var (
 	fileLine = regexp.MustCompile(`([\w.\-/]+\.(?:yaml|yml|tpl|txt|json)):(\d+)`)
 	// "YAML parse error on chart/templates/x.yaml: ... line 5: ..."
 	yamlOn = regexp.MustCompile(`(?:error on|^) ?([\w.\-/]+\.(?:yaml|yml|tpl|txt|json)):.*?line (\d+)`)
+	// "chart/templates/x.yaml: object has no kind"
+	fileOnly = regexp.MustCompile(`([\w.\-/]+\.(?:yaml|yml|tpl|txt|json)): `)
 	// "values.yaml: line 3: ..."
 	lineOnly = regexp.MustCompile(`\bline (\d+)\b`)
 )
@@ -129,6 +162,9 @@ func location(msg string) (string, int) {
 	if m := yamlOn.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[2])
 		return chartRelative(m[1]), n
+	}
+	if m := fileOnly.FindStringSubmatch(msg); m != nil {
+		return chartRelative(m[1]), 0
 	}
 	if m := lineOnly.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])

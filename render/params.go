@@ -81,7 +81,7 @@ func (w *paramWalker) walkNode(n *kyaml.Node, path []string, vals map[string]any
 			w.walkNode(v, p, sub)
 			continue
 		}
-		w.add(p, val, commentText(k.HeadComment, v.LineComment, k.LineComment))
+		w.add(p, val, commentText(strings.Join(p, "."), k.HeadComment, v.LineComment, k.LineComment))
 	}
 }
 
@@ -155,8 +155,8 @@ func valueType(v any) string {
 
 // commentText turns the comment above a key (or, failing that, a helm-docs
 // "# --" comment at the end of its line) into a description.
-func commentText(head string, lineComments ...string) string {
-	if d := describe(head); d != "" {
+func commentText(key, head string, lineComments ...string) string {
+	if d := describe(key, head); d != "" {
 		return d
 	}
 	for _, lc := range lineComments {
@@ -167,7 +167,7 @@ func commentText(head string, lineComments ...string) string {
 	return ""
 }
 
-func describe(head string) string {
+func describe(key, head string) string {
 	if strings.TrimSpace(head) == "" {
 		return ""
 	}
@@ -181,6 +181,10 @@ func describe(head string) string {
 	}
 	var text []string
 	for _, l := range lines {
+		// A Bitnami "## @param <this key> text" line is the description.
+		if m := bitnamiParam.FindStringSubmatch(l); m != nil && m[1] == key {
+			return bitnamiText(m[2])
+		}
 		t := strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(l), "#"))
 		if strings.HasPrefix(t, "-- ") || t == "--" {
 			text = text[:0] // helm-docs: the description starts here
@@ -219,17 +223,24 @@ func bitnamiParams(src string) map[string]string {
 		if m == nil {
 			continue
 		}
-		d := strings.TrimSpace(m[2])
-		for strings.HasPrefix(d, "[") {
-			end := strings.Index(d, "]")
-			if end < 0 {
-				break
-			}
-			d = strings.TrimSpace(d[end+1:])
-		}
+		d := bitnamiText(m[2])
 		out[m[1]] = d
 	}
 	return out
+}
+
+// bitnamiText drops leading "[modifier]" tags such as "[string]" or
+// "[default: x]" from a Bitnami @param description.
+func bitnamiText(d string) string {
+	d = strings.TrimSpace(d)
+	for strings.HasPrefix(d, "[") {
+		end := strings.Index(d, "]")
+		if end < 0 {
+			break
+		}
+		d = strings.TrimSpace(d[end+1:])
+	}
+	return d
 }
 
 func rawFile(c *chartv2.Chart, name string) []byte {

@@ -63,6 +63,12 @@ type Result struct {
 // deterministic). ch is not modified and may be rendered concurrently; the
 // result shares no memory with values.
 func Render(ch *Chart, values map[string]any, opts Options) (*Result, error) {
+	return render(ch, values, opts, true)
+}
+
+// render is Render; Lint skips the chart's kubeVersion check, which is
+// about the target cluster rather than the chart's own correctness.
+func render(ch *Chart, values map[string]any, opts Options, checkKubeVersion bool) (*Result, error) {
 	if ch == nil || ch.Chart == nil || ch.Chart.Metadata == nil {
 		return nil, errors.New("render: no chart")
 	}
@@ -86,7 +92,7 @@ func Render(ch *Chart, values map[string]any, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render %s: %w", name, err)
 	}
-	if kv := ch.Chart.Metadata.KubeVersion; kv != "" && !chartutil.IsCompatibleRange(kv, caps.KubeVersion.String()) {
+	if kv := ch.Chart.Metadata.KubeVersion; checkKubeVersion && kv != "" && !chartutil.IsCompatibleRange(kv, caps.KubeVersion.String()) {
 		return nil, fmt.Errorf("render %s: chart requires kubeVersion %s, which is incompatible with Kubernetes %s", name, kv, caps.KubeVersion.Version)
 	}
 
@@ -143,7 +149,9 @@ func Render(ch *Chart, values map[string]any, opts Options) (*Result, error) {
 		}
 	}
 	for _, m := range manifests {
-		d, err := parseDoc(m.Name, m.Content)
+		// Helm trims each document and re-adds a newline when it writes the
+		// release manifest; without it a final block scalar loses its "\n".
+		d, err := parseDoc(m.Name, m.Content+"\n")
 		if err != nil {
 			return nil, fmt.Errorf("render %s: %w", name, err)
 		}
@@ -154,7 +162,7 @@ func Render(ch *Chart, values map[string]any, opts Options) (*Result, error) {
 		if slices.Contains(h.Events, release.HookTest) {
 			continue
 		}
-		d, err := parseDoc(h.Path, h.Manifest)
+		d, err := parseDoc(h.Path, h.Manifest+"\n")
 		if err != nil {
 			return nil, fmt.Errorf("render %s: %w", name, err)
 		}
@@ -211,7 +219,7 @@ func parseStream(source, content string) ([]doc, error) {
 	sort.Sort(releaseutil.BySplitManifestsOrder(keys))
 	var out []doc
 	for _, k := range keys {
-		d, err := parseDoc(source, split[k])
+		d, err := parseDoc(source, split[k]+"\n")
 		if err != nil {
 			return nil, err
 		}
