@@ -162,3 +162,24 @@ func TestLintSharedCharts(t *testing.T) {
 		})
 	}
 }
+
+func TestLintArchive(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "mini-0.1.0.tgz")
+	if err := os.WriteFile(p, makeTgz(t, minimalChart...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if bad := problems(Lint(p)); len(bad) > 0 {
+		t.Errorf("archive lint problems:\n%s", findingList(bad))
+	}
+	broken := append(withEntries(), tarEntry{name: "mini/templates/bad.yaml", body: "a: {{ .Values.x \n"})
+	if err := os.WriteFile(p, makeTgz(t, broken...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range Lint(p) {
+		found = found || (f.Severity == "error" && f.Path == "templates/bad.yaml" && f.Line == 2)
+	}
+	if !found {
+		t.Errorf("no error for templates/bad.yaml:2 in:\n%s", findingList(Lint(p)))
+	}
+}

@@ -391,3 +391,50 @@ func TestRenderErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestRenderConcurrently(t *testing.T) {
+	ch, err := Load("testdata/charts/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	over, err := ReadValuesFile("testdata/values/app-override.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[bool]string{}
+	for _, withOverride := range []bool{false, true} {
+		var vals map[string]any
+		if withOverride {
+			vals = over
+		}
+		res, err := Render(ch, vals, Options{ReleaseName: "r", Namespace: "ns1", KubeVersion: "v1.36.3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[withOverride] = res.Manifest
+	}
+	errs := make(chan error, 8)
+	got := make(chan [2]string, 8)
+	for i := range 8 {
+		go func() {
+			var vals map[string]any
+			if i%2 == 1 {
+				vals = over
+			}
+			res, err := Render(ch, vals, Options{ReleaseName: "r", Namespace: "ns1", KubeVersion: "v1.36.3"})
+			errs <- err
+			if err == nil {
+				got <- [2]string{want[i%2 == 1], res.Manifest}
+			}
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		g := <-got
+		if g[0] != g[1] {
+			t.Errorf("concurrent render differs:\n%s", cmp.Diff(g[0], g[1]))
+		}
+	}
+}

@@ -259,6 +259,10 @@ func runCreate(ctx context.Context, g *globalOptions, o *createOptions, path str
 		return files[i] < files[j]
 	})
 	for _, f := range files {
+		// Print as the user named the chart: mychart/Chart.yaml.
+		if rel, err := filepath.Rel(dir, f); err == nil {
+			f = filepath.Join(path, rel)
+		}
 		fmt.Fprintf(g.out, "Created %s\n", f)
 	}
 	return nil

@@ -73,8 +73,11 @@ func (c *cli) fails(args ...string) string {
 	if code == 0 {
 		c.t.Fatalf("charter %s: succeeded, want failure", strings.Join(args, " "))
 	}
-	if strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
-		c.t.Errorf("error is not one line: %q", errOut)
+	// Progress lines may precede it; the error itself is one line, last.
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "Error: ") || strings.Count(errOut, "Error: ") != 1 {
+		c.t.Errorf("error is not one final line starting with \"Error: \": %q", errOut)
 	}
 	return errOut
 }

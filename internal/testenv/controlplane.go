@@ -231,6 +231,9 @@ func startOnce(ctx context.Context, dir, tools string, detach bool) (env *Env, e
 		"--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
+		// Endpoints may not hold loopback addresses, so the default/kubernetes
+		// Service would be re-synced, and fail, every 10 s; nothing needs it.
+		"--endpoint-reconciler-type=none",
 		"--secure-port="+strconv.Itoa(apiPort),
 		"--cert-dir="+filepath.Join(dir, "pki"),
 		"--tls-cert-file="+pki("apiserver.crt"),
@@ -377,7 +380,7 @@ func (s *starter) waitFor(ctx context.Context, what string, blame *process, chec
 		for _, p := range s.procs {
 			if p.exited() {
 				tail := logTail(p.logPath, 30)
-				exitErr := fmt.Errorf("%s %s while waiting for %s; last lines of %s:\n%s", p.name, p.exitStatus(), what, p.logPath, tail)
+				exitErr := fmt.Errorf("%s %s while waiting for %s; last lines of its log:\n%s", p.name, p.exitStatus(), what, tail)
 				if strings.Contains(tail, "address already in use") {
 					return fmt.Errorf("%w: %w", errPortInUse, exitErr)
 				}
@@ -386,8 +389,8 @@ func (s *starter) waitFor(ctx context.Context, what string, blame *process, chec
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for %s: %w (last check: %v); last lines of %s:\n%s",
-				what, ctx.Err(), err, blame.logPath, logTail(blame.logPath, 30))
+			return fmt.Errorf("wait for %s: %w (last check: %v); last lines of the %s log:\n%s",
+				what, ctx.Err(), err, blame.name, logTail(blame.logPath, 30))
 		case <-tick.C:
 		}
 	}

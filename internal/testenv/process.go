@@ -92,53 +92,42 @@ func (p *process) exitStatus() string {
 	return "exited with status 0"
 }
 
-// stopProcesses sends SIGTERM to every process group, waits up to grace for
-// all of them to exit, then SIGKILLs what is left.
+// stopProcesses stops procs in reverse start order, so clients go before
+// the API server and the API server before etcd (an API server whose etcd
+// is gone takes seconds to shut down). Each gets SIGTERM, then SIGKILL if it
+// is still running after grace.
 func stopProcesses(procs []*process, grace time.Duration) error {
-	signalAll := func(sig syscall.Signal) {
-		for i := len(procs) - 1; i >= 0; i-- {
-			p := procs[i]
-			if !p.exited() {
-				// Negative pid: the whole group, so helpers a component forked die too.
-				_ = syscall.Kill(-p.pid, sig)
-				_ = syscall.Kill(p.pid, sig)
-			}
-		}
-	}
-	waitAll := func(d time.Duration) bool {
-		deadline := time.Now().Add(d)
-		for {
-			alive := false
-			for _, p := range procs {
-				if !p.exited() {
-					alive = true
-					break
-				}
-			}
-			if !alive {
-				return true
-			}
-			if time.Now().After(deadline) {
-				return false
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	signalAll(syscall.SIGTERM)
-	if waitAll(grace) {
-		return nil
-	}
-	signalAll(syscall.SIGKILL)
-	if waitAll(5 * time.Second) {
-		return nil
-	}
 	var alive []string
-	for _, p := range procs {
-		if !p.exited() {
-			alive = append(alive, fmt.Sprintf("%s (pid %d)", p.name, p.pid))
+	for i := len(procs) - 1; i >= 0; i-- {
+		p := procs[i]
+		if stopProcess(p, syscall.SIGTERM, grace) || stopProcess(p, syscall.SIGKILL, 5*time.Second) {
+			continue
 		}
+		alive = append(alive, fmt.Sprintf("%s (pid %d)", p.name, p.pid))
 	}
-	return fmt.Errorf("stop control plane: still running after SIGKILL: %s", strings.Join(alive, ", "))
+	if len(alive) > 0 {
+		return fmt.Errorf("stop control plane: still running after SIGKILL: %s", strings.Join(alive, ", "))
+	}
+	return nil
+}
+
+// stopProcess signals p's process group and reports whether p exited
+// within wait.
+func stopProcess(p *process, sig syscall.Signal, wait time.Duration) bool {
+	if p.exited() {
+		return true
+	}
+	// Negative pid: the whole group, so helpers a component forked go too.
+	_ = syscall.Kill(-p.pid, sig)
+	_ = syscall.Kill(p.pid, sig)
+	deadline := time.Now().Add(wait)
+	for !p.exited() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
 }
 
 // processAlive reports whether pid names a running, non-zombie process.

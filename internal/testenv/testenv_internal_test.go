@@ -292,3 +292,90 @@ func kubeconfigCert(t *testing.T, dir, cn string) *x509.Certificate {
 	t.Fatalf("no kubeconfig in %s has a client certificate for %s", dir, cn)
 	return nil
 }
+
+// fakeTools returns a tools folder whose binaries are shell scripts: etcd
+// runs etcdScript, everything else sleeps as a well-behaved daemon would.
+func fakeTools(t *testing.T, etcdScript string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range requiredBinaries {
+		writeFile(t, filepath.Join(dir, name), "#!/bin/sh\nexec sleep 60\n", 0o755)
+	}
+	writeFile(t, filepath.Join(dir, binEtcd), "#!/bin/sh\n"+etcdScript, 0o755)
+	writeFile(t, filepath.Join(dir, StagesDir, "pod-ready.yaml"), "kind: Stage\n", 0o644)
+	return dir
+}
+
+func TestStartFailure(t *testing.T) {
+	tests := map[string]struct {
+		etcdScript   string
+		wantAttempts int
+		wantInError  []string
+	}{
+		"crash reports the component and its log tail": {
+			etcdScript:   "echo attempt >> \"$COUNTER\"\necho 'fatal: cannot open data dir' >&2\nexit 3\n",
+			wantAttempts: 1,
+			wantInError:  []string{"etcd exit status 3", "fatal: cannot open data dir"},
+		},
+		"port taken is retried on new ports": {
+			etcdScript:   "echo attempt >> \"$COUNTER\"\necho 'listen tcp 127.0.0.1:2379: bind: address already in use' >&2\nexit 1\n",
+			wantAttempts: startAttempts,
+			wantInError:  []string{"address already in use"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			counter := filepath.Join(t.TempDir(), "attempts")
+			t.Setenv("COUNTER", counter)
+			dir := filepath.Join(t.TempDir(), "cp")
+			_, err := Start(t.Context(), Options{Dir: dir, Tools: fakeTools(t, tc.etcdScript)})
+			if err == nil {
+				t.Fatal("Start succeeded with a failing etcd")
+			}
+			for _, want := range tc.wantInError {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Start error does not contain %q:\n%v", want, err)
+				}
+			}
+			data, _ := os.ReadFile(counter)
+			if got := strings.Count(string(data), "attempt"); got != tc.wantAttempts {
+				t.Errorf("etcd started %d times, want %d", got, tc.wantAttempts)
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("failed Start left %s behind", dir)
+			}
+		})
+	}
+}
+
+func TestStartRefusesFolderOfRunningControlPlane(t *testing.T) {
+	dir := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// This test binary stands in for a component still running.
+	running := &process{name: "kube-apiserver", binary: exe, pid: os.Getpid()}
+	if err := writeState(dir, []*process{running}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Start(t.Context(), Options{Dir: dir, Tools: fakeTools(t, "exec sleep 60\n")})
+	if err == nil || !strings.Contains(err.Error(), "already running") || !strings.Contains(err.Error(), "kube-apiserver") {
+		t.Fatalf("Start error = %v, want it to refuse a folder whose kube-apiserver is running", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, StateFile)); err != nil {
+		t.Errorf("Start touched the running control plane's folder: %v", err)
+	}
+}
+
+func TestStartRefusesForeignFolder(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "notes.txt"), "mine", 0o644)
+	_, err := Start(t.Context(), Options{Dir: dir, Tools: fakeTools(t, "exec sleep 60\n")})
+	if err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("Start error = %v, want refusal of a non-empty folder", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "notes.txt")); err != nil {
+		t.Errorf("Start removed a file it does not own: %v", err)
+	}
+}
