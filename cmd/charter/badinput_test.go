@@ -49,9 +49,9 @@ func TestBadInput(t *testing.T) {
 
 	t.Run("template error names file and line, nothing applied", func(t *testing.T) {
 		chart := writeChart(t, filepath.Join(t.TempDir(), "broken"), map[string]string{
-			"Chart.yaml":              "apiVersion: v2\nname: broken\nversion: 0.1.0\n",
-			"values.yaml":             "a: 1\n",
-			"templates/good.yaml":     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: good\n",
+			"Chart.yaml":               "apiVersion: v2\nname: broken\nversion: 0.1.0\n",
+			"values.yaml":              "a: 1\n",
+			"templates/good.yaml":      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: good\n",
 			"templates/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: {{ .Values.a | nosuchfunc }}\n",
 		})
 		errOut := c.fails("deploy", "-n", "broken", "--namespace", c.ns, chart)

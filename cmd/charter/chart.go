@@ -271,10 +271,10 @@ func runCreate(ctx context.Context, g *globalOptions, o *createOptions, path str
 func newLintCmd(g *globalOptions) *cobra.Command {
 	var strict bool
 	cmd := &cobra.Command{
-		Use:   "lint PATH",
-		Short: "Check a chart: Chart.yaml, rendering with defaults, schema, YAML of the output",
+		Use:     "lint PATH",
+		Short:   "Check a chart: Chart.yaml, rendering with defaults, schema, YAML of the output",
 		Example: `  charter lint ./mychart`,
-		Args: cobra.ExactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			findings := render.Lint(args[0])
 			errs, warns := 0, 0

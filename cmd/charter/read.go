@@ -70,8 +70,8 @@ type statusOptions struct{ output string }
 func newStatusCmd(g *globalOptions) *cobra.Command {
 	o := &statusOptions{}
 	cmd := &cobra.Command{
-		Use:     "status NAME",
-		Short:   "Show a release's status, revision, chart, objects and where it is reachable",
+		Use:   "status NAME",
+		Short: "Show a release's status, revision, chart, objects and where it is reachable",
 		Example: `  charter status taco-tuesday
   charter status taco-tuesday -o json`,
 		Args: cobra.ExactArgs(1),
@@ -516,8 +516,8 @@ func newChartCmd(g *globalOptions) *cobra.Command {
 	list.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
 	var getOutput string
 	get := &cobra.Command{
-		Use:     "get CHART[#VERSION]",
-		Short:   "List the releases running a chart (any version unless #VERSION is given)",
+		Use:   "get CHART[#VERSION]",
+		Short: "List the releases running a chart (any version unless #VERSION is given)",
 		Example: `  charter chart get mychart
   charter chart get mychart#0.1.0`,
 		Args: cobra.ExactArgs(1),
@@ -556,4 +556,3 @@ func newChartCmd(g *globalOptions) *cobra.Command {
 	cmd.AddCommand(list, get)
 	return cmd
 }
-
