@@ -78,7 +78,8 @@ var (
 )
 
 type parityCase struct {
-	chart     string
+	chart     string // under sharedCharts
+	dir       string // or a chart directory relative to this package
 	valueFile string // relative to the chart directory
 	set       []string
 	setString []string
@@ -102,6 +103,8 @@ var parityCases = map[string]parityCase{
 		set:     []string{"alertmanager.enabled=false,prometheus-pushgateway.enabled=false", "server.replicaCount=2", "server.statefulSet.enabled=true"},
 		setJSON: []string{`server.extraArgs={"log.level":"debug"}`},
 	},
+	"fixture app with overrides": {dir: "testdata/charts/app", valueFile: "../../values/app-override.yaml"},
+	"fixture legacy v1 chart":    {dir: "testdata/charts/legacy"},
 	"postgresql with replication": {
 		chart: "postgresql",
 		set:   []string{"architecture=replication", "auth.username=app", "auth.password=apppw", "auth.postgresPassword=adminpw", "auth.replicationPassword=replpw", "readReplicas.replicaCount=2"},
@@ -109,11 +112,14 @@ var parityCases = map[string]parityCase{
 }
 
 func TestHelmParity(t *testing.T) {
-	needSharedCharts(t)
 	helm := helmBinary(t)
 	for name, tc := range parityCases {
 		t.Run(name, func(t *testing.T) {
-			dir := filepath.Join(sharedCharts, tc.chart)
+			dir := tc.dir
+			if dir == "" {
+				needSharedCharts(t)
+				dir = filepath.Join(sharedCharts, tc.chart)
+			}
 			args := []string{"template", "t", dir, "--namespace", "ns1", "--skip-tests", "--include-crds", "--kube-version", parityKubeVersion}
 			vals := map[string]any{}
 			if tc.valueFile != "" {
@@ -204,6 +210,13 @@ func helmObjects(t *testing.T, out string) map[string]map[string]any {
 			t.Fatalf("helm output: %v\n%s", err, d)
 		}
 		if len(m) == 0 {
+			continue
+		}
+		// Helm's client flattens a List into its items when installing.
+		if items, ok := m["items"].([]any); ok && strings.HasSuffix(str(m["kind"]), "List") {
+			for _, it := range items {
+				addObject(t, objs, it.(map[string]any))
+			}
 			continue
 		}
 		addObject(t, objs, m)

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	yamlv3 "go.yaml.in/yaml/v3"
+	"helm.sh/helm/v4/pkg/chart/common"
 	chartloader "helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/strvals"
 )
@@ -239,6 +240,8 @@ func copyMap(m map[string]any) map[string]any {
 func copyValue(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
+		return copyMap(t)
+	case common.Values: // Helm's named map type; callers get plain maps
 		return copyMap(t)
 	case []any:
 		out := make([]any, len(t))

@@ -114,25 +114,8 @@ func resolveChart(st *state.Dir, ref string) (*chartChoice, error) {
 	if ref == "" {
 		return nil, errors.New("no chart given: pass CHART or a params file (-f) that names one")
 	}
-	if fi, err := os.Stat(ref); err == nil && (looksLocal(ref) || !insideState(st, ref)) {
-		abs, err := filepath.Abs(ref)
-		if err != nil {
-			return nil, err
-		}
-		ch, err := render.Load(abs)
-		if err != nil {
-			return nil, err
-		}
-		var data []byte
-		if fi.IsDir() {
-			data, err = packageChart(ch)
-		} else {
-			data, err = os.ReadFile(abs)
-		}
-		if err != nil {
-			return nil, err
-		}
-		return &chartChoice{localPath: abs, chart: ch, archive: data}, nil
+	if _, err := os.Stat(ref); err == nil && (looksLocal(ref) || !insideState(st, ref)) {
+		return loadLocalChart(ref)
 	}
 	p, err := st.ResolvePath(ref)
 	if err != nil {
@@ -146,6 +129,33 @@ func resolveChart(st *state.Dir, ref string) (*chartChoice, error) {
 		return nil, err
 	}
 	return &chartChoice{ref: ref, chart: ch}, nil
+}
+
+// loadLocalChart loads a chart directory or archive on this machine and
+// the archive bytes to bundle into the state.
+func loadLocalChart(ref string) (*chartChoice, error) {
+	abs, err := filepath.Abs(ref)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("chart %q: %w", ref, err)
+	}
+	ch, err := render.Load(abs)
+	if err != nil {
+		return nil, err
+	}
+	var data []byte
+	if fi.IsDir() {
+		data, err = packageChart(ch)
+	} else {
+		data, err = os.ReadFile(abs)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &chartChoice{localPath: abs, chart: ch, archive: data}, nil
 }
 
 func insideState(st *state.Dir, ref string) bool {

@@ -58,10 +58,8 @@ Exit code: 0 no changes, 2 changes pending, 1 error.`,
 }
 
 func runDiff(ctx context.Context, g *globalOptions, o *diffOptions, args []string) (bool, error) {
-	st, err := g.openState(false)
-	if err != nil {
-		return false, err
-	}
+	// No state yet is fine for a release not declared yet: diff writes nothing.
+	st, stErr := g.openState(false)
 	in, err := o.values.read()
 	if err != nil {
 		return false, err
@@ -69,17 +67,21 @@ func runDiff(ctx context.Context, g *globalOptions, o *diffOptions, args []strin
 	name := o.name
 	var decl *state.Release
 	chartRef := in.chart
-	if len(args) == 1 {
-		if d, err := st.Get(ctx, args[0]); err == nil && name == "" {
-			decl, name = d, args[0]
-		} else {
-			chartRef = args[0]
+	if stErr == nil {
+		if len(args) == 1 {
+			if d, err := st.Get(ctx, args[0]); err == nil && name == "" {
+				decl, name = d, args[0]
+			} else {
+				chartRef = args[0]
+			}
 		}
-	}
-	if decl == nil && name != "" {
-		if d, err := st.Get(ctx, name); err == nil {
-			decl = d
+		if decl == nil && name != "" {
+			if d, err := st.Get(ctx, name); err == nil {
+				decl = d
+			}
 		}
+	} else if len(args) == 1 {
+		chartRef = args[0]
 	}
 	if name == "" {
 		return false, errors.New("name the release: diff NAME, or -n NAME with a chart or params file")
@@ -105,13 +107,17 @@ func runDiff(ctx context.Context, g *globalOptions, o *diffOptions, args []strin
 	} else {
 		want.Values = in.values
 	}
-	c, err := resolveChart(st, chartRef)
-	if err != nil {
-		return false, err
-	}
-	vals, err := st.ValuesFor(ctx, want)
-	if err != nil {
-		return false, err
+	var c *chartChoice
+	vals := want.Values
+	if stErr == nil {
+		if c, err = resolveChart(st, chartRef); err != nil {
+			return false, err
+		}
+		if vals, err = st.ValuesFor(ctx, want); err != nil {
+			return false, err
+		}
+	} else if c, err = loadLocalChart(chartRef); err != nil {
+		return false, fmt.Errorf("%w (and %w)", err, stErr)
 	}
 	cl, err := g.clusterClient()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/client-go/tools/clientcmd"
@@ -377,5 +378,23 @@ func TestStartRefusesForeignFolder(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "notes.txt")); err != nil {
 		t.Errorf("Start removed a file it does not own: %v", err)
+	}
+}
+
+func TestStartTimeoutReportsTheAwaitedComponent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	dir := filepath.Join(t.TempDir(), "cp")
+	_, err := Start(ctx, Options{Dir: dir, Tools: fakeTools(t, "echo 'etcd still recovering'\nexec sleep 60\n")})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Start error = %v, want a deadline error", err)
+	}
+	for _, want := range []string{"wait for etcd health", "etcd log", "etcd still recovering"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Start error does not contain %q:\n%v", want, err)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("failed Start left %s behind", dir)
 	}
 }
