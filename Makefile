@@ -13,8 +13,8 @@ all: build
 build: ## build bin/charter
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/charter
 
-unit: ## tests that need no control plane (e2e tests skip)
-	$(GO) test ./... -count=1
+unit: ## tests that need no control plane (e2e tests skip with -short)
+	$(GO) test -short ./... -count=1
 
 test: tools ## every test: unit and e2e against a real control plane the suite starts
 	CHARTER_E2E=1 $(GO) test ./... -count=1 -timeout 45m

@@ -8,14 +8,13 @@ KUBECONFIG_PATH="$PWD/.controlplane/kubeconfig"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-if [ ! -f "$KUBECONFIG_PATH" ] || ! kubectl --kubeconfig "$KUBECONFIG_PATH" get --raw /readyz >/dev/null 2>&1; then
-  step "Starting a local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)"
-  make --no-print-directory controlplane-up
-fi
+step "Starting a local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)"
+if [ -f .demo/daemon.pid ]; then kill "$(cat .demo/daemon.pid)" 2>/dev/null || true; fi
+make --no-print-directory controlplane-down >/dev/null
+make --no-print-directory controlplane-up
 export KUBECONFIG="$KUBECONFIG_PATH"
 
 step "Copying examples/state to .demo/state (the declared state the daemon watches)"
-if [ -f .demo/daemon.pid ]; then kill "$(cat .demo/daemon.pid)" 2>/dev/null || true; sleep 1; fi
 rm -rf .demo && mkdir -p .demo
 cp -r examples/state .demo/state
 

@@ -7,17 +7,21 @@ import (
 	"net"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/pkg/ssa"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/charter-sh/charter/render"
 )
 
 // FieldManager is the server-side apply field manager charter writes with.
@@ -42,6 +46,15 @@ type Cluster struct {
 type Capabilities struct {
 	KubeVersion string
 	APIVersions []string
+	// ClusterScoped are the kinds the server serves without a namespace,
+	// so rendering never puts a namespace on them.
+	ClusterScoped []schema.GroupKind
+}
+
+// RenderOptions fills the capability fields of render options.
+func (c Capabilities) RenderOptions(o render.Options) render.Options {
+	o.KubeVersion, o.APIVersions, o.ClusterScoped = c.KubeVersion, c.APIVersions, c.ClusterScoped
+	return o
 }
 
 // NewCluster connects the clients to the API server in cfg. It does not
@@ -132,12 +145,21 @@ func (c *Cluster) Capabilities() (Capabilities, error) {
 			return
 		}
 		seen := map[string]bool{}
+		scoped := map[schema.GroupKind]bool{}
 		for _, l := range lists {
+			gv, _ := schema.ParseGroupVersion(l.GroupVersion)
 			if !seen[l.GroupVersion] {
 				seen[l.GroupVersion] = true
 				c.caps.APIVersions = append(c.caps.APIVersions, l.GroupVersion)
 			}
 			for _, r := range l.APIResources {
+				if !r.Namespaced && !strings.Contains(r.Name, "/") {
+					gk := schema.GroupKind{Group: gv.Group, Kind: r.Kind}
+					if !scoped[gk] {
+						scoped[gk] = true
+						c.caps.ClusterScoped = append(c.caps.ClusterScoped, gk)
+					}
+				}
 				gvk := l.GroupVersion + "/" + r.Kind
 				if !seen[gvk] {
 					seen[gvk] = true

@@ -279,14 +279,12 @@ func (r *Reconciler) render(ctx context.Context, ru *run) error {
 	if ru.last != nil {
 		revision = ru.last.Revision + 1
 	}
-	res, err := render.Render(ru.chart, ru.values, render.Options{
+	res, err := render.Render(ru.chart, ru.values, caps.RenderOptions(render.Options{
 		ReleaseName: ru.name,
 		Namespace:   ns,
 		Revision:    revision,
 		IsUpgrade:   ru.deployed != nil,
-		KubeVersion: caps.KubeVersion,
-		APIVersions: caps.APIVersions,
-	})
+	}))
 	if err != nil {
 		return &PermanentError{fmt.Errorf("render %s: %w", ru.name, err)}
 	}

@@ -142,7 +142,7 @@ func readArchive(raw []byte, b *budget, depth int) ([]*archive.BufferedFile, err
 		switch hd.Typeflag {
 		case tar.TypeDir, tar.TypeXGlobalHeader, tar.TypeXHeader:
 			continue
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg: // the reader reports old-style TypeRegA entries as TypeReg
 		case tar.TypeSymlink:
 			return nil, fmt.Errorf("entry %q is a symbolic link (to %q); links are not allowed in chart archives", hd.Name, hd.Linkname)
 		case tar.TypeLink:

@@ -198,7 +198,8 @@ func capabilities(opts Options) (*common.Capabilities, error) {
 		}
 		caps.KubeVersion = *kv
 	}
-	caps.APIVersions = append(caps.APIVersions, opts.APIVersions...)
+	// A fresh slice: Copy shares the backing array of Helm's defaults.
+	caps.APIVersions = common.VersionSet(slices.Concat([]string(caps.APIVersions), opts.APIVersions))
 	return caps, nil
 }
 

@@ -19,9 +19,11 @@ import (
 )
 
 type templateOptions struct {
-	name      string
-	namespace string
-	values    valueOptions
+	name        string
+	namespace   string
+	kubeVersion string
+	apiVersions []string
+	values      valueOptions
 }
 
 func newTemplateCmd(g *globalOptions) *cobra.Command {
@@ -47,16 +49,27 @@ ownership labels) and prints the objects. It never contacts a cluster.`,
 			if err := state.ValidateName(o.name); err != nil {
 				return err
 			}
-			res, err := render.Render(ch, in.values, render.Options{ReleaseName: o.name, Namespace: o.namespace})
+			res, err := render.Render(ch, in.values, render.Options{ReleaseName: o.name, Namespace: o.namespace,
+				KubeVersion: o.kubeVersion, APIVersions: o.apiVersions})
 			if err != nil {
 				return err
 			}
 			fmt.Fprint(g.out, res.Manifest)
+			// helm template prints hooks too (test hooks excluded here).
+			for _, h := range res.Hooks {
+				b, err := yaml.Marshal(h.Object)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.out, "---\n%s", b)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&o.name, "name", "release-name", "release name")
 	cmd.Flags().StringVar(&o.namespace, "namespace", "default", "target namespace")
+	cmd.Flags().StringVar(&o.kubeVersion, "kube-version", "", "Kubernetes version for .Capabilities.KubeVersion (like helm template)")
+	cmd.Flags().StringSliceVarP(&o.apiVersions, "api-versions", "a", nil, "API versions for .Capabilities.APIVersions (like helm template)")
 	o.values.addFlags(cmd)
 	return cmd
 }

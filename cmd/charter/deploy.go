@@ -198,11 +198,23 @@ func (g *globalOptions) bundle(ctx context.Context, st *state.Dir, c *chartChoic
 
 // checkRender renders the would-be declaration offline so that a broken
 // chart or invalid values are refused before anything is written.
-func checkRender(c *chartChoice, name, namespace string, values map[string]any) error {
+func (g *globalOptions) checkRender(c *chartChoice, name, namespace string, values map[string]any, offline bool) error {
 	if namespace == "" {
 		namespace = "default"
 	}
-	_, err := render.Render(c.chart, values, render.Options{ReleaseName: name, Namespace: namespace})
+	opts := render.Options{ReleaseName: name, Namespace: namespace}
+	if !offline {
+		cl, err := g.clusterClient()
+		if err != nil {
+			return err
+		}
+		caps, err := cl.Capabilities()
+		if err != nil {
+			return err
+		}
+		opts = caps.RenderOptions(opts)
+	}
+	_, err := render.Render(c.chart, values, opts)
 	return err
 }
 
@@ -276,10 +288,10 @@ func runDeploy(ctx context.Context, g *globalOptions, o *deployOptions, args []s
 	} else if _, err := st.Get(ctx, name); err == nil {
 		return fmt.Errorf("release %q already exists; use `charter redeploy %s` to change it", name, name)
 	}
-	if err := checkRender(c, name, ns, in.values); err != nil {
+	if err := g.reachable(ctx, o.noWait); err != nil {
 		return err
 	}
-	if err := g.reachable(ctx, o.noWait); err != nil {
+	if err := g.checkRender(c, name, ns, in.values, o.noWait); err != nil {
 		return err
 	}
 	if err := g.bundle(ctx, st, c, chartRef); err != nil {
@@ -406,10 +418,10 @@ func runRedeploy(ctx context.Context, g *globalOptions, o *redeployOptions, name
 	if err != nil {
 		return err
 	}
-	if err := checkRender(c, name, firstNonEmpty(in.namespace, decl.Namespace), all); err != nil {
+	if err := g.reachable(ctx, o.noWait); err != nil {
 		return err
 	}
-	if err := g.reachable(ctx, o.noWait); err != nil {
+	if err := g.checkRender(c, name, firstNonEmpty(in.namespace, decl.Namespace), all, o.noWait); err != nil {
 		return err
 	}
 	if err := g.bundle(ctx, st, c, displayPath(c.localPath)); err != nil {
@@ -603,6 +615,7 @@ func (g *globalOptions) waitForDaemon(ctx context.Context, st *state.Dir, names 
 		want[n] = reconcile.DesiredDigest(d, ch.Digest, vals)
 	}
 	last := map[string]string{}
+	ready := map[string]bool{}
 	for len(want) > 0 {
 		for n, digest := range want {
 			rev, err := recs.Last(ctx, n)
@@ -618,6 +631,16 @@ func (g *globalOptions) waitForDaemon(ctx context.Context, st *state.Dir, names 
 			if s := string(rev.Status); s != last[n] {
 				g.progress("%s: %s", n, s)
 				last[n] = s
+			}
+			if rev.Status.Pending() || rev.Status == record.StatusDeployed {
+				// A line per object as it becomes ready, as in-process.
+				objs, _ := g.objectStatuses(ctx, rev.Inventory)
+				for _, o := range objs {
+					if o.Status == "Current" && !ready[o.Object] {
+						ready[o.Object] = true
+						g.progress("  %-10s %s", "ready", o.Object)
+					}
+				}
 			}
 			switch rev.Status {
 			case record.StatusDeployed:

@@ -127,10 +127,9 @@ func runDiff(ctx context.Context, g *globalOptions, o *diffOptions, args []strin
 	if err != nil {
 		return false, err
 	}
-	res, err := render.Render(c.chart, vals, render.Options{
+	res, err := render.Render(c.chart, vals, caps.RenderOptions(render.Options{
 		ReleaseName: name, Namespace: firstNonEmpty(want.Namespace, "default"),
-		KubeVersion: caps.KubeVersion, APIVersions: caps.APIVersions,
-	})
+	}))
 	if err != nil {
 		return false, err
 	}

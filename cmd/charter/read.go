@@ -114,13 +114,21 @@ func (g *globalOptions) status(ctx context.Context, name string) (*StatusView, e
 		Revision: rev.Revision, Chart: rev.ChartName, ChartVersion: rev.ChartVersion, ChartRef: rev.Chart,
 		AppVersion: rev.AppVersion, LastApplied: rev.LastDeployed, SourceRevision: rev.SourceRevision, Declared: declared,
 	}
-	c := g.cluster
-	for _, ref := range rev.Inventory {
+	v.Objects, v.LocatedAt = g.objectStatuses(ctx, rev.Inventory)
+	return v, nil
+}
+
+// objectStatuses reads each inventory object and computes its kstatus, plus
+// where Services and Ingresses are reachable.
+func (g *globalOptions) objectStatuses(ctx context.Context, inventory []record.ObjectRef) ([]ObjectStatus, []string) {
+	var out []ObjectStatus
+	var located []string
+	for _, ref := range inventory {
 		u := &unstructured.Unstructured{}
 		u.SetAPIVersion(ref.APIVersion)
 		u.SetKind(ref.Kind)
 		os := ObjectStatus{Object: ref.String()}
-		err := c.Client.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, u)
+		err := g.cluster.Client.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, u)
 		switch {
 		case apierrors.IsNotFound(err):
 			os.Status = "NotFound"
@@ -130,11 +138,11 @@ func (g *globalOptions) status(ctx context.Context, name string) (*StatusView, e
 			if res, err := status.Compute(u); err == nil {
 				os.Status, os.Message = string(res.Status), res.Message
 			}
-			v.LocatedAt = append(v.LocatedAt, locations(u)...)
+			located = append(located, locations(u)...)
 		}
-		v.Objects = append(v.Objects, os)
+		out = append(out, os)
 	}
-	return v, nil
+	return out, located
 }
 
 // locations says where a Service or Ingress is reachable.

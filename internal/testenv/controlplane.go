@@ -347,9 +347,18 @@ func (s *starter) start(name string, args ...string) (*process, error) {
 }
 
 func (s *starter) startWithEnv(name string, env []string, args ...string) (*process, error) {
+	// The resolved path is what /proc/<pid>/exe will show, which is how
+	// Shutdown recognises the process later.
+	binary, err := filepath.EvalSymlinks(filepath.Join(s.tools, name))
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	if binary, err = filepath.Abs(binary); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
 	p, err := startProcess(component{
 		name:    name,
-		binary:  filepath.Join(s.tools, name),
+		binary:  binary,
 		args:    args,
 		env:     env,
 		logPath: filepath.Join(s.dir, "logs", name+".log"),

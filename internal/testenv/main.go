@@ -78,6 +78,9 @@ func Get(t testing.TB) *Env {
 	if !shared.main {
 		t.Fatal("testenv.Get needs TestMain to call testenv.Main(m)")
 	}
+	if testing.Short() {
+		t.Skip("needs the control plane; skipped with -short")
+	}
 	if shared.skip != "" {
 		t.Skip(shared.skip)
 	}
