@@ -65,6 +65,19 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 
+	t.Run("lint names file and line and exits non-zero", func(t *testing.T) {
+		chart := writeChart(t, filepath.Join(t.TempDir(), "linty"), map[string]string{
+			"Chart.yaml":        "apiVersion: v2\nname: linty\nversion: 0.1.0\n",
+			"values.yaml":       "a: 1\n",
+			"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: {{ .Values.a | nosuchfunc }}\n",
+		})
+		out, _, code := c.run("lint", chart)
+		if code == 0 {
+			t.Fatal("lint of a broken chart exited 0")
+		}
+		mustContain(t, out, "[ERROR]", "templates/cm.yaml:6")
+	})
+
 	t.Run("values violating the schema list the failing keys", func(t *testing.T) {
 		errOut := c.fails("deploy", "-n", "schemabad", "--namespace", c.ns, "--set", "replicaCount=many", exampleChart)
 		mustContain(t, errOut, "replicaCount")

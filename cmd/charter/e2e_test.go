@@ -194,6 +194,16 @@ func TestUserWorkflow(t *testing.T) {
 	out = c.ok("deployment", "list")
 	mustContain(t, out, "taco-tuesday", random, "deployed")
 
+	// A chart whose values come from a live release.
+	out = c.ok("create", "--from", "taco-tuesday", "tacochart")
+	mustContain(t, out, "Created tacochart/Chart.yaml")
+	fromVals, err := os.ReadFile(filepath.Join("tacochart", "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, string(fromVals), "message: Taco Tuesday", "replicaCount: 2")
+	c.ok("lint", "tacochart")
+
 	out = c.ok("uninstall", "taco-tuesday", random)
 	mustContain(t, out, "Destroyed taco-tuesday", "Destroyed "+random)
 	_, err = c.kube.AppsV1().Deployments(c.ns).Get(context.Background(), "taco-tuesday-hello", metav1.GetOptions{})
