@@ -398,7 +398,7 @@ func (r *Reconciler) prune(ctx context.Context, ru *run) error {
 				continue
 			}
 			seen[k] = true
-			stale = append(stale, refObject(ref))
+			stale = append(stale, ref.Object())
 		}
 	}
 	if len(stale) == 0 {
@@ -550,7 +550,7 @@ func (r *Reconciler) uninstall(ctx context.Context, ru *run) (*Result, error) {
 		for _, ref := range rev.Inventory {
 			if !seen[refKey(ref)] {
 				seen[refKey(ref)] = true
-				objs = append(objs, refObject(ref))
+				objs = append(objs, ref.Object())
 			}
 		}
 	}
@@ -632,15 +632,6 @@ func refKey(ref record.ObjectRef) string {
 		gv = ""
 	}
 	return gv + "|" + ref.Kind + "|" + ref.Namespace + "|" + ref.Name
-}
-
-func refObject(ref record.ObjectRef) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{}
-	u.SetAPIVersion(ref.APIVersion)
-	u.SetKind(ref.Kind)
-	u.SetNamespace(ref.Namespace)
-	u.SetName(ref.Name)
-	return u
 }
 
 // manifestOf serialises objects as one YAML stream.

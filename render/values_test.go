@@ -172,3 +172,36 @@ func TestApplySet(t *testing.T) {
 		t.Error("ApplySet on a nil map: want error")
 	}
 }
+func TestParseValuesReadsLikeHelm(t *testing.T) {
+	cases := map[string]struct {
+		in      string
+		want    map[string]any
+		wantErr string
+	}{
+		"mapping":         {in: "a: 1\nb: {c: on}\n", want: map[string]any{"a": 1.0, "b": map[string]any{"c": true}}},
+		"empty":           {in: "", want: map[string]any{}},
+		"documents merge": {in: "a: {p: 1, q: 2}\n---\na: {q: 3}\nb: yes\n", want: map[string]any{"a": map[string]any{"p": 1.0, "q": 3.0}, "b": true}},
+		// Helm reads values with YAML 1.1 rules, where a bare y is true.
+		"yaml 1.1 booleans like helm": {in: "y: 1\nn: off\n", want: map[string]any{"true": 1.0, "false": false}},
+		"anchors":                     {in: "base: &b {x: 1}\ncopy: *b\n", want: map[string]any{"base": map[string]any{"x": 1.0}, "copy": map[string]any{"x": 1.0}}},
+		"duplicate key":               {in: "a: 1\na: 2\n", wantErr: `v.yaml: line 2: duplicate key "a" (first defined on line 1)`},
+		"scalar document":             {in: "hello\n", wantErr: "v.yaml: line 1: top level must be a mapping of keys to values, got the scalar \"hello\""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := ParseValues("v.yaml", []byte(tc.in))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("ParseValues (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

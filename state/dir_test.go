@@ -430,7 +430,7 @@ extra: yes
 			want: map[string]any{"image": "none", "ports": []any{80.0, 443.0}, "resources": map[string]any{"limits": map[string]any{"cpu": "100m"}}},
 		},
 		"nothing":               {r: &Release{Name: "r"}, want: map[string]any{}},
-		"missing file":          {r: &Release{Name: "r", ValuesFiles: []string{"values/nope.yaml"}}, wantErr: `values file of release "r": open ` + filepath.Join(d.Root(), "values/nope.yaml") + ": no such file"},
+		"missing file":          {r: &Release{Name: "r", ValuesFiles: []string{"values/nope.yaml"}}, wantErr: `values file of release "r": read values: open ` + filepath.Join(d.Root(), "values/nope.yaml") + ": no such file"},
 		"file outside":          {r: &Release{Name: "r", ValuesFiles: []string{"values/link.yaml"}}, wantErr: "outside the state directory"},
 		"file with dot-dot":     {r: &Release{Name: "r", ValuesFiles: []string{"../x.yaml"}}, wantErr: "points outside the state directory"},
 		"file with a duplicate": {r: &Release{Name: "r", ValuesFiles: []string{"values/dup.yaml"}}, wantErr: `dup.yaml: line 2: duplicate key "a"`},

@@ -134,7 +134,7 @@ func parseField(r *Release, k, v *yaml.Node) error {
 // keys and no key that is not a Release field. A declaration is parsed
 // strictly (see Parse) and returned with isDeclaration true; for a plain
 // values file ParseFile returns (nil, false, nil) — read it with
-// ReadValuesFile. A file whose kind is anything but Release is a plain values
+// render.ReadValuesFile. A file whose kind is anything but Release is a plain values
 // file too. An empty file is an (empty) plain values file.
 func ParseFile(path string) (rel *Release, isDeclaration bool, err error) {
 	data, err := readLimited(path)
@@ -181,52 +181,6 @@ func looksLikeDeclaration(root *yaml.Node) bool {
 		}
 	}
 	return hasChart && hasValues && allKnown
-}
-
-// ReadValuesFile reads a plain Helm values file: a YAML mapping (or an empty
-// file), at most MaxFileSize bytes, with no duplicate keys. Like Helm, a file
-// of several YAML documents is read as the documents merged in order.
-func ReadValuesFile(path string) (map[string]any, error) {
-	data, err := readLimited(path)
-	if err != nil {
-		return nil, err
-	}
-	return ParseValues(path, data)
-}
-
-// ParseValues is ReadValuesFile for data already in memory; name is used in
-// error messages.
-func ParseValues(name string, data []byte) (map[string]any, error) {
-	if err := checkSize(name, int64(len(data))); err != nil {
-		return nil, err
-	}
-	docs, err := decodeDocs(name, data)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]any{}
-	for _, root := range docs {
-		if root.Kind != yaml.MappingNode {
-			return nil, fmt.Errorf("%s: line %d: want a mapping of values, got %s", name, root.Line, kindName(root))
-		}
-		if err := checkDuplicates(root); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		raw := data
-		if len(docs) > 1 {
-			// Re-encode each document on its own; the scalar text and
-			// style are kept, so Helm's reading of each value is too.
-			if raw, err = yaml.Marshal(root); err != nil {
-				return nil, fmt.Errorf("%s: line %d: %w", name, root.Line, err)
-			}
-		}
-		var m map[string]any
-		if err := sigsyaml.Unmarshal(raw, &m); err != nil {
-			return nil, fmt.Errorf("%s: %s", name, oneLine(err))
-		}
-		out = mergeValues(out, m)
-	}
-	return out, nil
 }
 
 // decodeDocs returns the root node of each non-empty document in data.

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/Masterminds/semver/v3"
+
+	"github.com/charter-sh/charter/render"
 )
 
 const (
@@ -170,7 +172,7 @@ func (r *Release) DeepCopy() *Release {
 		out.ValuesFiles = append([]string(nil), r.ValuesFiles...)
 	}
 	if r.Values != nil {
-		out.Values = copyMap(r.Values)
+		out.Values = render.MergeValues(r.Values) // a deep copy
 	}
 	return &out
 }

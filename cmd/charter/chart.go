@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
@@ -87,9 +87,6 @@ the comment above it (also helm-docs' "# --" convention) or from values.schema.j
   charter list-params ./mychart -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := outputFormat(o.output); err != nil {
-				return err
-			}
 			ch, err := render.Load(args[0])
 			if err != nil {
 				return err
@@ -98,18 +95,15 @@ the comment above it (also helm-docs' "# --" convention) or from values.schema.j
 			if err != nil {
 				return err
 			}
-			if o.output == "json" || o.output == "yaml" {
-				return printData(g.out, o.output, params)
-			}
-			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PARAMETER\tTYPE\tDEFAULT\tDESCRIPTION")
-			for _, p := range params {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Path, p.Type, truncate(p.Default, 40), oneLine(p.Description))
-			}
-			return tw.Flush()
+			return g.show(o.output, params, func(w io.Writer) {
+				fmt.Fprintln(w, "PARAMETER\tTYPE\tDEFAULT\tDESCRIPTION")
+				for _, p := range params {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", p.Path, p.Type, truncate(p.Default, 40), oneLine(p.Description))
+				}
+			})
 		},
 	}
-	cmd.Flags().StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
+	addOutputFlag(cmd, &o.output)
 	return cmd
 }
 

@@ -163,7 +163,7 @@ func runDiff(ctx context.Context, g *globalOptions, o *diffOptions, args []strin
 	if recs, err := g.records(); err == nil {
 		if last, err := recs.Last(ctx, name); err == nil {
 			for _, ref := range last.Inventory {
-				u := refToObject(ref)
+				u := ref.Object()
 				if !desired[ssautils.FmtUnstructured(u)] {
 					changed = true
 					fmt.Fprintf(g.out, "%s deleted\n", ssautils.FmtUnstructured(u))
@@ -177,15 +177,6 @@ func runDiff(ctx context.Context, g *globalOptions, o *diffOptions, args []strin
 		fmt.Fprintf(g.errOut, "%s: no changes\n", name)
 	}
 	return changed, nil
-}
-
-func refToObject(ref record.ObjectRef) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{}
-	u.SetAPIVersion(ref.APIVersion)
-	u.SetKind(ref.Kind)
-	u.SetNamespace(ref.Namespace)
-	u.SetName(ref.Name)
-	return u
 }
 
 func maskSecret(u *unstructured.Unstructured) {

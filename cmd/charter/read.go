@@ -76,21 +76,10 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
   charter status taco-tuesday -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := outputFormat(o.output); err != nil {
-				return err
-			}
-			v, err := g.status(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if o.output == "json" || o.output == "yaml" {
-				return printData(g.out, o.output, v)
-			}
-			printStatus(g.out, v)
-			return nil
+			return g.showStatus(cmd.Context(), args[0], o.output)
 		},
 	}
-	cmd.Flags().StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
+	addOutputFlag(cmd, &o.output)
 	return cmd
 }
 
@@ -124,9 +113,7 @@ func (g *globalOptions) objectStatuses(ctx context.Context, inventory []record.O
 	var out []ObjectStatus
 	var located []string
 	for _, ref := range inventory {
-		u := &unstructured.Unstructured{}
-		u.SetAPIVersion(ref.APIVersion)
-		u.SetKind(ref.Kind)
+		u := ref.Object()
 		os := ObjectStatus{Object: ref.String()}
 		err := g.cluster.Client.Get(ctx, types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}, u)
 		switch {
@@ -189,6 +176,19 @@ func orEmpty(v any) any {
 		return ""
 	}
 	return v
+}
+
+// showStatus prints one release's status in the chosen format.
+func (g *globalOptions) showStatus(ctx context.Context, name, format string) error {
+	v, err := g.status(ctx, name)
+	if err != nil {
+		return err
+	}
+	if format == "json" || format == "yaml" {
+		return printData(g.out, format, v)
+	}
+	printStatus(g.out, v)
+	return nil
 }
 
 func printStatus(w io.Writer, v *StatusView) {
@@ -405,29 +405,23 @@ func newDeploymentCmd(g *globalOptions) *cobra.Command {
   charter deployment list -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := outputFormat(output); err != nil {
-				return err
-			}
 			rows, err := g.deployments(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if output == "json" || output == "yaml" {
-				return printData(g.out, output, rows)
-			}
-			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tNAMESPACE\tCHART\tSTATUS\tREVISION\tUPDATED\tSOURCE REVISION")
-			for _, r := range rows {
-				upd := ""
-				if !r.Updated.IsZero() {
-					upd = r.Updated.Local().Format(time.RFC3339)
+			return g.show(output, rows, func(w io.Writer) {
+				fmt.Fprintln(w, "NAME\tNAMESPACE\tCHART\tSTATUS\tREVISION\tUPDATED\tSOURCE REVISION")
+				for _, r := range rows {
+					upd := ""
+					if !r.Updated.IsZero() {
+						upd = r.Updated.Local().Format(time.RFC3339)
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Name, r.Namespace, r.Chart, r.Status, r.Revision, upd, shortRev(r.SourceRevision))
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Name, r.Namespace, r.Chart, r.Status, r.Revision, upd, shortRev(r.SourceRevision))
-			}
-			return tw.Flush()
+			})
 		},
 	}
-	list.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	addOutputFlag(list, &output)
 	var getOutput string
 	get := &cobra.Command{
 		Use:     "get NAME",
@@ -435,21 +429,10 @@ func newDeploymentCmd(g *globalOptions) *cobra.Command {
 		Example: `  charter deployment get taco-tuesday`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := outputFormat(getOutput); err != nil {
-				return err
-			}
-			v, err := g.status(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if getOutput == "json" || getOutput == "yaml" {
-				return printData(g.out, getOutput, v)
-			}
-			printStatus(g.out, v)
-			return nil
+			return g.showStatus(cmd.Context(), args[0], getOutput)
 		},
 	}
-	get.Flags().StringVarP(&getOutput, "output", "o", "table", "output format: table, json or yaml")
+	addOutputFlag(get, &getOutput)
 	cmd.AddCommand(list, get)
 	return cmd
 }
@@ -503,25 +486,19 @@ func newChartCmd(g *globalOptions) *cobra.Command {
 		Example: `  charter chart list`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := outputFormat(output); err != nil {
-				return err
-			}
 			uses, err := g.chartUses(cmd.Context())
 			if err != nil {
 				return err
 			}
-			if output == "json" || output == "yaml" {
-				return printData(g.out, output, uses)
-			}
-			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CHART\tRELEASES")
-			for _, u := range uses {
-				fmt.Fprintf(tw, "%s\t%d\n", u.Chart, len(u.Releases))
-			}
-			return tw.Flush()
+			return g.show(output, uses, func(w io.Writer) {
+				fmt.Fprintln(w, "CHART\tRELEASES")
+				for _, u := range uses {
+					fmt.Fprintf(w, "%s\t%d\n", u.Chart, len(u.Releases))
+				}
+			})
 		},
 	}
-	list.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	addOutputFlag(list, &output)
 	var getOutput string
 	get := &cobra.Command{
 		Use:   "get CHART[#VERSION]",
@@ -530,9 +507,6 @@ func newChartCmd(g *globalOptions) *cobra.Command {
   charter chart get mychart#0.1.0`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := outputFormat(getOutput); err != nil {
-				return err
-			}
 			uses, err := g.chartUses(cmd.Context())
 			if err != nil {
 				return err
@@ -547,20 +521,17 @@ func newChartCmd(g *globalOptions) *cobra.Command {
 			if len(match) == 0 {
 				return fmt.Errorf("chart %q is not used by any release", args[0])
 			}
-			if getOutput == "json" || getOutput == "yaml" {
-				return printData(g.out, getOutput, match)
-			}
-			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CHART\tRELEASE")
-			for _, u := range match {
-				for _, r := range u.Releases {
-					fmt.Fprintf(tw, "%s\t%s\n", u.Chart, r)
+			return g.show(getOutput, match, func(w io.Writer) {
+				fmt.Fprintln(w, "CHART\tRELEASE")
+				for _, u := range match {
+					for _, r := range u.Releases {
+						fmt.Fprintf(w, "%s\t%s\n", u.Chart, r)
+					}
 				}
-			}
-			return tw.Flush()
+			})
 		},
 	}
-	get.Flags().StringVarP(&getOutput, "output", "o", "table", "output format: table, json or yaml")
+	addOutputFlag(get, &getOutput)
 	cmd.AddCommand(list, get)
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -227,13 +228,39 @@ func (g *globalOptions) printEvent(e reconcile.Event) {
 	g.progress("  %-10s %s%s", e.Action, e.Object, msg)
 }
 
-// outputFormat validates -o.
-func outputFormat(o string) error {
-	switch o {
-	case "", "table", "json", "yaml":
+// outputFlag is -o on read commands: table, json or yaml, checked when the
+// flag is parsed.
+type outputFlag struct{ p *string }
+
+func newOutputFlag(p *string) *outputFlag {
+	*p = "table"
+	return &outputFlag{p}
+}
+
+func (f *outputFlag) String() string { return *f.p }
+func (f *outputFlag) Type() string   { return "format" }
+func (f *outputFlag) Set(v string) error {
+	switch v {
+	case "table", "json", "yaml":
+		*f.p = v
 		return nil
 	}
-	return fmt.Errorf("unknown output format %q (use table, json or yaml)", o)
+	return fmt.Errorf("unknown output format %q (use table, json or yaml)", v)
+}
+
+// addOutputFlag registers -o/--output on a read command.
+func addOutputFlag(cmd *cobra.Command, p *string) {
+	cmd.Flags().VarP(newOutputFlag(p), "output", "o", "output format: table, json or yaml")
+}
+
+// show prints v as JSON or YAML when asked, else as the table drawn by table.
+func (g *globalOptions) show(format string, v any, table func(w io.Writer)) error {
+	if format == "json" || format == "yaml" {
+		return printData(g.out, format, v)
+	}
+	tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+	table(tw)
+	return tw.Flush()
 }
 
 // printData writes v as JSON or YAML; table output is done by the caller.
