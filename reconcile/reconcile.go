@@ -495,12 +495,26 @@ func (r *Reconciler) record(ctx context.Context, ru *run) error {
 // failed revision when it failed before one was written) and leaves the
 // previous deployed revision untouched.
 func (r *Reconciler) fail(ctx context.Context, ru *run, err error) {
+	interrupted := ctx.Err() != nil
+	ctx = context.WithoutCancel(ctx)
+	if interrupted {
+		// Cancelled by the caller (Ctrl-C, SIGTERM): that says nothing about
+		// the release. A pending revision stays pending, so the next pass
+		// retries instead of treating it as a recorded failure.
+		r.log().Warn("reconcile interrupted", "release", ru.name, "error", err)
+		ru.result.Action = "interrupted"
+		if ru.rev != nil {
+			ru.rev.Message = "interrupted: " + err.Error()
+			if uerr := r.Records.Update(ctx, ru.rev); uerr != nil {
+				r.log().Error("record interruption", "release", ru.name, "error", uerr)
+			}
+			ru.result.Revision = ru.rev.Revision
+		}
+		return
+	}
 	r.emit(Event{Release: ru.name, Action: "failed", Message: err.Error()})
 	r.log().Error("reconcile failed", "release", ru.name, "error", err)
 	ru.result.Action = "failed"
-	// Cancelled by the caller: leave no record of a half attempt beyond
-	// what is already there; a later run retries.
-	ctx = context.WithoutCancel(ctx)
 	if ru.rev == nil {
 		if ru.last != nil && ru.last.Status == record.StatusFailed && ru.last.DesiredDigest == ru.digest && ru.last.Message == err.Error() {
 			return
