@@ -205,3 +205,23 @@ func TestPruneRemovesOnlyObjectsNoLongerRendered(t *testing.T) {
 func cmNamed(name string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}
 }
+
+func TestChartBesideTheStateIsRendered(t *testing.T) {
+	f := newFixture(t)
+	beside := filepath.Join(filepath.Dir(f.dir.Root()), "charts", "web")
+	copyTree(t, "../examples/state/charts/hello", beside)
+	body := "name: side\nnamespace: " + f.ns + "\nchart: ../charts/web\n"
+	if err := os.WriteFile(filepath.Join(f.dir.Root(), "releases", "side.yaml"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.recon.Reconcile(context.Background(), "side", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Action != "installed" {
+		t.Errorf("action = %s, want installed", res.Action)
+	}
+	if _, err := f.kube.AppsV1().Deployments(f.ns).Get(context.Background(), "side-hello", metav1.GetOptions{}); err != nil {
+		t.Errorf("deployment of the chart beside the state: %v", err)
+	}
+}

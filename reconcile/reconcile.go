@@ -31,7 +31,7 @@ import (
 type Declarations interface {
 	List(ctx context.Context) ([]*state.Release, error)
 	Get(ctx context.Context, name string) (*state.Release, error)
-	ResolvePath(ref string) (string, error)
+	ResolveChart(ref string) (string, error)
 	ValuesFor(ctx context.Context, r *state.Release) (map[string]any, error)
 	Revision(ctx context.Context) (string, error)
 }
@@ -202,7 +202,7 @@ func (r *Reconciler) loadHistory(ctx context.Context, ru *run) error {
 }
 
 func (r *Reconciler) load(ctx context.Context, ru *run) error {
-	path, err := r.State.ResolvePath(ru.decl.Chart)
+	path, err := r.State.ResolveChart(ru.decl.Chart)
 	if err != nil {
 		return &PermanentError{fmt.Errorf("chart %q: %w", ru.decl.Chart, err)}
 	}

@@ -14,10 +14,12 @@ import (
 	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/charter-sh/charter/internal/testenv"
 )
 
-// sharedCharts is /work/shared/charts seen from this package's directory.
-const sharedCharts = "../../shared/charts"
+// sharedCharts is the folder of public charts, set by needSharedCharts.
+var sharedCharts string
 
 // parityKubeVersion is passed to both renderers. It is what Helm 4.3 and
 // charter (both built against client-go v0.37) assume without a cluster;
@@ -25,14 +27,11 @@ const sharedCharts = "../../shared/charts"
 // test binaries.
 const parityKubeVersion = "v1.37.0"
 
+// needSharedCharts locates the public charts, skipping t when this
+// checkout has none beside it.
 func needSharedCharts(t testing.TB) {
 	t.Helper()
-	if _, err := os.Stat(sharedCharts); err != nil {
-		if os.Getenv("CHARTER_E2E") == "1" {
-			t.Fatalf("shared charts missing: %v", err)
-		}
-		t.Skipf("shared charts not found at %s (set CHARTER_E2E=1 to make this fatal)", sharedCharts)
-	}
+	sharedCharts = testenv.SharedCharts(t)
 }
 
 // helmBinary finds the reference Helm CLI: $HELM_BIN, $CHARTER_TOOLS/helm,

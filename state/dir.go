@@ -276,7 +276,7 @@ func (d *Dir) prepare(r *Release) (*Release, error) {
 		}
 	}
 	if !strings.Contains(rel.Chart, "://") {
-		if _, err := d.ResolvePath(rel.Chart); err != nil {
+		if _, err := d.ResolveChart(rel.Chart); err != nil {
 			return nil, fmt.Errorf("release %q: chart: %w", rel.Name, err)
 		}
 	}
@@ -477,6 +477,40 @@ func (d *Dir) ResolvePath(ref string) (string, error) {
 		}
 		if probe == d.root || probe == filepath.Dir(probe) {
 			return "", fmt.Errorf("resolve path %q: state directory %s is gone", ref, d.root)
+		}
+	}
+}
+
+// ResolveChart turns a chart reference of a declaration into an absolute
+// path. A chart may live inside the state directory (a bundled archive, a
+// chart folder) or beside it: anywhere inside the state directory's parent
+// folder, as in a repository holding state/ and charts/ side by side
+// ("../charts/web"). Absolute references, references climbing higher, and
+// references that resolve through symbolic links outside that scope are
+// refused. Only reads go through chart references; the store never writes
+// outside STATE.
+func (d *Dir) ResolveChart(ref string) (string, error) {
+	if err := checkChartRef(ref); err != nil {
+		return "", err
+	}
+	scope, realScope := filepath.Dir(d.root), filepath.Dir(d.realRoot)
+	path := filepath.Join(d.root, filepath.FromSlash(ref))
+	if !within(scope, path) {
+		return "", fmt.Errorf("chart %q points outside %s, the folder holding the state directory", ref, scope)
+	}
+	for probe := path; ; probe = filepath.Dir(probe) {
+		real, err := filepath.EvalSymlinks(probe)
+		if err == nil {
+			if !within(realScope, real) {
+				return "", fmt.Errorf("chart %q resolves to %s, outside %s", ref, real, scope)
+			}
+			return path, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("resolve chart %q: %w", ref, err)
+		}
+		if probe == scope || probe == filepath.Dir(probe) {
+			return path, nil
 		}
 	}
 }

@@ -520,3 +520,46 @@ func TestRevision(t *testing.T) {
 		seen[got] = name
 	}
 }
+
+func TestResolveChartAllowsChartsBesideTheState(t *testing.T) {
+	top := t.TempDir()
+	d, err := Init(filepath.Join(top, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(top, "charts", "web"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(top, "charts", "escape")); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]struct{ ref, wantErr string }{
+		"inside":          {ref: "charts/hello"},
+		"beside":          {ref: "../charts/web"},
+		"climbing higher": {ref: "../../etc", wantErr: "outside the folder holding the state directory"},
+		"absolute":        {ref: "/etc", wantErr: "absolute path"},
+		"symlink escapes": {ref: "../charts/escape", wantErr: "outside " + top},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p, err := d.ResolveChart(tc.ref)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("ResolveChart(%q) = %q, %v; want error containing %q", tc.ref, p, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := filepath.Join(d.Root(), filepath.FromSlash(tc.ref)); p != want {
+				t.Errorf("ResolveChart(%q) = %q, want %q", tc.ref, p, want)
+			}
+		})
+	}
+	// valuesFiles stay inside STATE.
+	if _, err := d.ResolvePath("../charts/web"); err == nil {
+		t.Error("ResolvePath accepted a path beside the state directory")
+	}
+}

@@ -110,7 +110,7 @@ func (r *Release) validateBody() error {
 		return fmt.Errorf("chart is empty: want a chart reference such as charts/NAME-VERSION.tgz")
 	}
 	if !strings.Contains(r.Chart, "://") {
-		if err := checkLocalRef("chart", r.Chart); err != nil {
+		if err := checkChartRef(r.Chart); err != nil {
 			return err
 		}
 	}
@@ -144,6 +144,26 @@ func checkLocalRef(what, ref string) error {
 	}
 	if !filepath.IsLocal(filepath.FromSlash(ref)) {
 		return fmt.Errorf("%s %q points outside the state directory", what, ref)
+	}
+	return nil
+}
+
+// checkChartRef checks a local chart reference on its face: relative, and
+// not climbing above the state directory's parent (Dir.ResolveChart checks
+// symbolic links).
+func checkChartRef(ref string) error {
+	if strings.ContainsAny(ref, "\x00\n\r") {
+		return fmt.Errorf("chart %q contains a control character", ref)
+	}
+	if filepath.IsAbs(ref) || strings.HasPrefix(ref, "/") {
+		return fmt.Errorf("chart %q is an absolute path: must be relative to the state directory", ref)
+	}
+	clean := filepath.Clean(filepath.FromSlash(ref))
+	if rest, ok := strings.CutPrefix(clean, ".."+string(filepath.Separator)); ok {
+		clean = rest // one level up: beside the state directory
+	}
+	if !filepath.IsLocal(clean) {
+		return fmt.Errorf("chart %q points outside the folder holding the state directory", ref)
 	}
 	return nil
 }

@@ -117,7 +117,7 @@ func resolveChart(st *state.Dir, ref string) (*chartChoice, error) {
 	if _, err := os.Stat(ref); err == nil && (looksLocal(ref) || !insideState(st, ref)) {
 		return loadLocalChart(ref)
 	}
-	p, err := st.ResolvePath(ref)
+	p, err := st.ResolveChart(ref)
 	if err != nil {
 		return nil, fmt.Errorf("chart %q: %w", ref, err)
 	}
@@ -159,7 +159,7 @@ func loadLocalChart(ref string) (*chartChoice, error) {
 }
 
 func insideState(st *state.Dir, ref string) bool {
-	p, err := st.ResolvePath(ref)
+	p, err := st.ResolveChart(ref)
 	if err != nil {
 		return false
 	}
@@ -600,7 +600,7 @@ func (g *globalOptions) waitForDaemon(ctx context.Context, st *state.Dir, names 
 		if err != nil {
 			return err
 		}
-		path, err := st.ResolvePath(d.Chart)
+		path, err := st.ResolveChart(d.Chart)
 		if err != nil {
 			return err
 		}
