@@ -17,6 +17,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/charter-sh/charter/state"
 )
 
 // Daemon watches a directory state and keeps the cluster converged to it.
@@ -164,10 +166,15 @@ func (d *Daemon) beat(ctx context.Context) {
 // a change of the declaration).
 func (d *Daemon) runPass(ctx context.Context, p pass, workers int) error {
 	log := d.Reconciler.log()
-	names, err := d.Reconciler.Names(ctx)
+	names, broken, err := d.Reconciler.Names(ctx)
 	if err != nil {
 		log.Error("list releases", "error", err)
 		return err
+	}
+	for _, b := range broken {
+		var re *state.ReleaseError
+		errors.As(b, &re)
+		log.Error("declaration unreadable; release left as it is", "release", re.Release, "error", b)
 	}
 	rev, err := d.Reconciler.State.Revision(ctx)
 	if err != nil {

@@ -225,3 +225,38 @@ func TestChartBesideTheStateIsRendered(t *testing.T) {
 		t.Errorf("deployment of the chart beside the state: %v", err)
 	}
 }
+
+func TestBrokenDeclarationNeitherStallsOthersNorUninstalls(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.declare("good", "  message: one\n")
+	f.declare("typo", "  message: one\n")
+	for _, n := range []string{"good", "typo"} {
+		if _, err := f.recon.Reconcile(ctx, n, Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A typo in one file; a change in the other.
+	if err := os.WriteFile(filepath.Join(f.dir.Root(), "releases", "typo.yaml"), []byte("name: typo\nchart: [unclosed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.declare("good", "  message: two\n")
+
+	d := &Daemon{Reconciler: f.recon, Dir: f.dir.Root(), Workers: 2}
+	if err := d.runPass(ctx, pass{}, 2); err != nil {
+		t.Fatalf("pass: %v", err)
+	}
+	if got := f.deployedRevision("good"); got != 2 {
+		t.Errorf("good release at revision %d, want 2: a broken file stalled it", got)
+	}
+	if _, err := f.kube.AppsV1().Deployments(f.ns).Get(ctx, "typo-hello", metav1.GetOptions{}); err != nil {
+		t.Errorf("release with a broken declaration was uninstalled: %v", err)
+	}
+	names, broken, err := f.recon.Names(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(broken) != 1 || !strings.Contains(broken[0].Error(), "typo.yaml") || strings.Join(names, ",") != "good" {
+		t.Errorf("names %v broken %v, want good and one error naming typo.yaml", names, broken)
+	}
+}

@@ -29,7 +29,7 @@ import (
 
 // Declarations is the declared state the reconciler reads.
 type Declarations interface {
-	List(ctx context.Context) ([]*state.Release, error)
+	Scan(ctx context.Context) ([]*state.Release, []error)
 	Get(ctx context.Context, name string) (*state.Release, error)
 	ResolveChart(ref string) (string, error)
 	ValuesFor(ctx context.Context, r *state.Release) (map[string]any, error)
@@ -591,14 +591,23 @@ func (r *Reconciler) uninstall(ctx context.Context, ru *run) (*Result, error) {
 
 // Names returns every release that needs reconciling: every declaration and
 // every release with records (so removed declarations get uninstalled).
-func (r *Reconciler) Names(ctx context.Context) ([]string, error) {
-	decls, err := r.State.List(ctx)
-	if err != nil {
-		return nil, err
+// Declarations that exist but cannot be read are returned in broken, one
+// error each, and left out of names: a typo in one file neither stalls the
+// other releases nor uninstalls its own.
+func (r *Reconciler) Names(ctx context.Context) (names []string, broken []error, err error) {
+	decls, errs := r.State.Scan(ctx)
+	skip := map[string]bool{}
+	for _, e := range errs {
+		var re *state.ReleaseError
+		if !errors.As(e, &re) {
+			return nil, nil, e // the state itself cannot be read: touch nothing
+		}
+		skip[re.Release] = true
+		broken = append(broken, e)
 	}
 	recs, err := r.Records.List(ctx)
 	if err != nil {
-		return nil, ServerError(r.Cluster.Config.Host, err)
+		return nil, nil, ServerError(r.Cluster.Config.Host, err)
 	}
 	set := map[string]bool{}
 	for _, d := range decls {
@@ -607,12 +616,13 @@ func (r *Reconciler) Names(ctx context.Context) ([]string, error) {
 	for _, rv := range recs {
 		set[rv.Release] = true
 	}
-	names := make([]string, 0, len(set))
 	for n := range set {
-		names = append(names, n)
+		if !skip[n] {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
-	return names, nil
+	return names, broken, nil
 }
 
 func revisionOf(rev *record.Revision) int {

@@ -152,6 +152,9 @@ func ignoredName(name string) bool {
 // file). Hidden files, temporary and editor files and sub-folders are
 // skipped; a file ending in .yml is reported, since it would otherwise be
 // silently ignored. A state directory without releases/ holds no releases.
+//
+// A declaration that cannot be read is reported as a *ReleaseError naming
+// the release; other errors (the folder cannot be listed) name no release.
 func (d *Dir) Scan(ctx context.Context) (rels []*Release, errs []error) {
 	dir := filepath.Join(d.root, releasesDir)
 	entries, err := os.ReadDir(dir)
@@ -170,7 +173,8 @@ func (d *Dir) Scan(ctx context.Context) (rels []*Release, errs []error) {
 			continue
 		}
 		if strings.HasSuffix(name, ".yml") {
-			errs = append(errs, fmt.Errorf("%s: release files must end in %s", filepath.Join(dir, name), releaseExt))
+			errs = append(errs, &ReleaseError{Release: strings.TrimSuffix(name, ".yml"),
+				Err: fmt.Errorf("%s: release files must end in %s", filepath.Join(dir, name), releaseExt)})
 			continue
 		}
 		if !strings.HasSuffix(name, releaseExt) {
@@ -178,7 +182,7 @@ func (d *Dir) Scan(ctx context.Context) (rels []*Release, errs []error) {
 		}
 		rel, _, _, err := d.load(strings.TrimSuffix(name, releaseExt))
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, &ReleaseError{Release: strings.TrimSuffix(name, releaseExt), Err: err})
 			continue
 		}
 		rels = append(rels, rel)
@@ -186,6 +190,17 @@ func (d *Dir) Scan(ctx context.Context) (rels []*Release, errs []error) {
 	sort.Slice(rels, func(i, j int) bool { return rels[i].Name < rels[j].Name })
 	return rels, errs
 }
+
+// ReleaseError is a declaration that exists but cannot be read. Release is
+// the name its file declares: the release is neither reconciled nor
+// uninstalled while the file is broken.
+type ReleaseError struct {
+	Release string
+	Err     error
+}
+
+func (e *ReleaseError) Error() string { return e.Err.Error() }
+func (e *ReleaseError) Unwrap() error { return e.Err }
 
 // List returns every declared release, sorted by name, with defaults filled
 // in. If any declaration is broken it returns an error naming the file (and

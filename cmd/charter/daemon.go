@@ -73,13 +73,18 @@ applied and becomes ready. It corrects drift and uninstalls releases no longer d
 				return err
 			}
 			names := args
+			failed := 0
 			if len(names) == 0 {
-				if names, err = r.Names(ctx); err != nil {
+				var broken []error
+				if names, broken, err = r.Names(ctx); err != nil {
 					return err
+				}
+				for _, b := range broken {
+					failed++
+					fmt.Fprintf(g.out, "%s\n", oneLine(b.Error()))
 				}
 			}
 			rev, _ := st.Revision(ctx)
-			failed := 0
 			for _, n := range names {
 				res, err := r.Reconcile(ctx, n, reconcile.Options{SourceRevision: rev})
 				if err != nil {
@@ -90,7 +95,7 @@ applied and becomes ready. It corrects drift and uninstalls releases no longer d
 				fmt.Fprintf(g.out, "%s: %s (revision %d)\n", n, res.Action, res.Revision)
 			}
 			if failed > 0 {
-				return fmt.Errorf("%d of %d releases failed", failed, len(names))
+				return fmt.Errorf("%d release(s) failed or unreadable", failed)
 			}
 			return nil
 		},

@@ -21,6 +21,7 @@ import (
 
 	"github.com/charter-sh/charter/reconcile"
 	"github.com/charter-sh/charter/record"
+	"github.com/charter-sh/charter/state"
 )
 
 // lastRecord returns the newest record of a release, with the message users
@@ -357,12 +358,17 @@ type DeploymentRow struct {
 func (g *globalOptions) deployments(ctx context.Context) ([]DeploymentRow, error) {
 	rows := map[string]*DeploymentRow{}
 	if st, err := g.openState(false); err == nil {
-		decls, err := st.List(ctx)
-		if err != nil {
-			return nil, err
-		}
+		decls, errs := st.Scan(ctx)
 		for _, d := range decls {
 			rows[d.Name] = &DeploymentRow{Name: d.Name, Namespace: d.Namespace, Chart: d.Chart, Status: "declared", Declared: true}
+		}
+		for _, e := range errs {
+			var re *state.ReleaseError
+			if !errors.As(e, &re) {
+				return nil, e
+			}
+			g.progress("Warning: %s", oneLine(e.Error()))
+			rows[re.Release] = &DeploymentRow{Name: re.Release, Status: "declaration unreadable", Declared: true}
 		}
 	}
 	recs, err := g.records()
@@ -379,7 +385,10 @@ func (g *globalOptions) deployments(ctx context.Context) ([]DeploymentRow, error
 			row = &DeploymentRow{Name: r.Release}
 			rows[r.Release] = row
 		}
-		row.Namespace, row.Chart, row.Status, row.Revision = r.Namespace, r.ChartName+"#"+r.ChartVersion, string(r.Status), r.Revision
+		row.Namespace, row.Chart, row.Revision = r.Namespace, r.ChartName+"#"+r.ChartVersion, r.Revision
+		if row.Status != "declaration unreadable" {
+			row.Status = string(r.Status)
+		}
 		row.Updated, row.SourceRevision = r.LastDeployed, r.SourceRevision
 	}
 	out := make([]DeploymentRow, 0, len(rows))
