@@ -3,8 +3,9 @@
 # usable alone: make -f hack/tools.mk tools
 #
 #   make tools              build etcd, kube-apiserver, kube-controller-manager,
-#                           kube-scheduler, kwok, helm and the kwok stages into
-#                           $(TOOLS); skipped when already built at the pinned versions
+#                           kube-scheduler, kwok, helm, the kwok stages and the
+#                           MinIO server (bucket tests) into $(TOOLS); skipped
+#                           when already built at the pinned versions
 #   make controlplane       same as tools
 #   make controlplane-up    start a control plane in the background;
 #                           admin kubeconfig in .controlplane/kubeconfig
@@ -26,10 +27,13 @@ KUBE_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" { print $$2; exit }' $(C
 ETCD_VERSION := $(shell awk '$$1 == "go.etcd.io/etcd/server/v3" { print $$2; exit }' $(CHARTER_ROOT)/hack/controlplane/go.mod)
 HELM_VERSION := $(shell awk '$$1 == "helm.sh/helm/v4" { print $$2; exit }' $(CHARTER_ROOT)/go.mod)
 KWOK_VERSION := v0.8.0
+# MinIO publishes no semver tags: this pseudo-version is the master commit of
+# 2026-02-12 (what @latest resolved to), which builds with the go.mod Go version.
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 
-TOOLS_VERSIONS := kubernetes=$(KUBE_VERSION) etcd=$(ETCD_VERSION) kwok=$(KWOK_VERSION) helm=$(HELM_VERSION)
+TOOLS_VERSIONS := kubernetes=$(KUBE_VERSION) etcd=$(ETCD_VERSION) kwok=$(KWOK_VERSION) helm=$(HELM_VERSION) minio=$(MINIO_VERSION)
 TOOLS_STAMP := $(CHARTER_TOOLS)/versions
-TOOLS_BINARIES := etcd kube-apiserver kube-controller-manager kube-scheduler kwok helm
+TOOLS_BINARIES := etcd kube-apiserver kube-controller-manager kube-scheduler kwok helm minio
 
 # kwok "fast" stages: nodes become Ready and keep a lease; pods become
 # Running/Ready at once, Job pods complete, deleted pods go away.
@@ -70,6 +74,7 @@ tools-build:
 	cd '$(CHARTER_ROOT)/hack/controlplane' && $(GO) build -o '$(CHARTER_TOOLS)/etcd' go.etcd.io/etcd/server/v3
 	GOBIN='$(CHARTER_TOOLS)' $(GO) install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
 	GOBIN='$(CHARTER_TOOLS)' $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+	GOBIN='$(CHARTER_TOOLS)' $(GO) install github.com/minio/minio@$(MINIO_VERSION)
 	@set -e; \
 	src=$$(cd / && $(GO) mod download -json sigs.k8s.io/kwok@$(KWOK_VERSION) | \
 		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$$/\1/p'); \

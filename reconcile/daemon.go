@@ -2,39 +2,90 @@ package reconcile
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"golang.org/x/sync/errgroup"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/charter-sh/charter/source"
 	"github.com/charter-sh/charter/state"
 )
 
-// Daemon watches a directory state and keeps the cluster converged to it.
-type Daemon struct {
-	Reconciler *Reconciler
-	// Dir is the state directory to watch.
-	Dir string
-	// Interval between full resyncs (which also correct drift). Default 1m.
+// Watched is one source the daemon follows.
+type Watched struct {
+	Source source.Source
+	// Interval between polls (default: the daemon's Interval). Sources that
+	// notify (a folder) are also polled, as a safety net.
 	Interval time.Duration
-	// Debounce collapses a burst of file events (an `svn up`, an editor
-	// save) into one pass. Default 500ms.
-	Debounce time.Duration
+	// AllowEmpty lets the source go from some declarations to none, which
+	// uninstalls its releases. Without it such a snapshot is refused: an
+	// emptied checkout or a wrong prefix must not wipe a cluster.
+	AllowEmpty bool
+}
+
+// SourceStatus is what the daemon knows of one source.
+type SourceStatus struct {
+	Source    string    `json:"source"`
+	Revision  string    `json:"revision,omitempty"`
+	Releases  int       `json:"releases"`
+	LastFetch time.Time `json:"lastFetch"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// Daemon follows sources and keeps the cluster converged to them.
+type Daemon struct {
+	Reconciler *Reconciler // its State must be Set
+	Set        *SourceSet
+	Sources    []Watched
+	// Interval between full resyncs (which also correct drift) and default
+	// poll interval. Default 1m.
+	Interval time.Duration
 	// Workers bounds how many releases are reconciled at once. Default 4.
 	Workers int
-	// Heartbeat, when set, is renewed so CLIs know a daemon serves Dir.
+	// Heartbeat, when set, is renewed so CLIs know a daemon serves the sources.
 	Heartbeat *Heartbeat
+
+	mu       sync.Mutex
+	status   map[string]*SourceStatus
+	triggers map[string]chan struct{}
+}
+
+// Trigger asks for an immediate fetch of the source whose String() is
+// location (a webhook). It reports false for unknown sources.
+func (d *Daemon) Trigger(location string) bool {
+	d.mu.Lock()
+	ch, ok := d.triggers[location]
+	d.mu.Unlock()
+	if ok {
+		select {
+		case ch <- struct{}{}:
+		default: // a fetch is already pending
+		}
+	}
+	return ok
+}
+
+// Status reports every source's last fetch.
+func (d *Daemon) Status() []SourceStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]SourceStatus, 0, len(d.Sources))
+	for _, w := range d.Sources {
+		if st, ok := d.status[w.Source.String()]; ok {
+			out = append(out, *st)
+		}
+	}
+	return out
 }
 
 // pass is one round of reconciles.
@@ -42,34 +93,47 @@ type pass struct {
 	full bool // resync: drift check on every release
 }
 
-// Run reconciles everything once, then on every debounced change of Dir and
-// every Interval, until ctx is cancelled. It returns nil on cancellation
-// after in-flight reconciles finish.
+// Run fetches every source, reconciles, then follows changes and resyncs
+// every Interval until ctx is cancelled. It returns nil on cancellation
+// after in-flight work ends.
 func (d *Daemon) Run(ctx context.Context) error {
-	interval, debounce, workers := d.Interval, d.Debounce, d.Workers
+	interval, workers := d.Interval, d.Workers
 	if interval <= 0 {
 		interval = time.Minute
-	}
-	if debounce <= 0 {
-		debounce = 500 * time.Millisecond
 	}
 	if workers <= 0 {
 		workers = 4
 	}
 	log := d.Reconciler.log()
+	d.mu.Lock()
+	d.status = map[string]*SourceStatus{}
+	d.triggers = map[string]chan struct{}{}
+	for _, w := range d.Sources {
+		d.status[w.Source.String()] = &SourceStatus{Source: w.Source.String()}
+		d.triggers[w.Source.String()] = make(chan struct{}, 1)
+	}
+	d.mu.Unlock()
 
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("watch %s: %w", d.Dir, err)
+	changed := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	// Fetch every source once before the first pass, so that it sees them all.
+	for _, w := range d.Sources {
+		d.fetch(ctx, w)
 	}
-	defer w.Close()
-	if err := addRecursive(w, d.Dir); err != nil {
-		return err
+	for _, w := range d.Sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.follow(ctx, w, interval, changed)
+		}()
 	}
-	log.Info("daemon started", "state", d.Dir, "interval", interval.String(), "workers", workers)
+	locations := make([]string, 0, len(d.Sources))
+	for _, w := range d.Sources {
+		locations = append(locations, w.Source.String())
+	}
+	log.Info("daemon started", "sources", locations, "interval", interval.String(), "workers", workers)
 
 	var (
-		debounceT  = time.NewTimer(time.Hour)
 		resync     = time.NewTicker(interval)
 		beat       = time.NewTicker(HeartbeatEvery)
 		running    bool
@@ -77,13 +141,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		done       = make(chan error, 1)
 		retryAfter = 5 * time.Second
 		retryT     = time.NewTimer(time.Hour)
-		wg         sync.WaitGroup
 	)
-	debounceT.Stop()
 	retryT.Stop()
 	defer resync.Stop()
 	defer beat.Stop()
-	d.beat(ctx)
+	d.beat(ctx, locations)
 
 	start := func(p pass) {
 		if running {
@@ -107,32 +169,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 			wg.Wait()
 			log.Info("daemon stopped")
 			return nil
-		case ev, ok := <-w.Events:
-			if !ok {
-				return errors.New("file watcher closed")
-			}
-			if ignoredPath(ev.Name) {
-				continue
-			}
-			if ev.Has(fsnotify.Create) {
-				if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
-					_ = addRecursive(w, ev.Name)
-				}
-			}
-			debounceT.Reset(debounce)
-		case err, ok := <-w.Errors:
-			if !ok {
-				return errors.New("file watcher closed")
-			}
-			log.Error("file watcher", "error", err)
-		case <-debounceT.C:
+		case <-changed:
 			start(pass{})
 		case <-resync.C:
 			start(pass{full: true})
 		case <-retryT.C:
 			start(pass{})
 		case <-beat.C:
-			d.beat(ctx)
+			d.beat(ctx, locations)
 		case err := <-done:
 			running = false
 			if err != nil {
@@ -152,11 +196,135 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 }
 
-func (d *Daemon) beat(ctx context.Context) {
+// follow re-fetches a source on its notifications, webhook triggers and
+// poll interval, signalling changed when its snapshot moved.
+func (d *Daemon) follow(ctx context.Context, w Watched, interval time.Duration, changed chan<- struct{}) {
+	if w.Interval > 0 {
+		interval = w.Interval
+	}
+	poll := time.NewTicker(interval)
+	defer poll.Stop()
+	var notes <-chan struct{}
+	if n, ok := w.Source.(source.Notifier); ok {
+		notes = n.Changes()
+	}
+	d.mu.Lock()
+	trigger := d.triggers[w.Source.String()]
+	d.mu.Unlock()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-notes:
+			if !ok {
+				notes = nil
+				continue
+			}
+			// A watcher may signal its own trouble (a folder it cannot
+			// watch, lost events): report it; the fetch below still runs.
+			if e, ok := w.Source.(interface{ Err() error }); ok && e.Err() != nil {
+				d.Reconciler.log().Warn("source watcher", "source", w.Source.String(), "error", e.Err())
+			}
+		case <-trigger:
+		case <-poll.C:
+		}
+		if d.fetch(ctx, w) {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// fetch reads one source and installs its snapshot; it reports whether the
+// snapshot changed. Failures keep the last good snapshot: its releases stay
+// applied and nothing is pruned.
+func (d *Daemon) fetch(ctx context.Context, w Watched) bool {
+	loc := w.Source.String()
+	log := d.Reconciler.log()
+	a, err := w.Source.Fetch(ctx)
+	if err == nil {
+		err = d.install(ctx, w, a)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := d.status[loc]
+	st.LastFetch = time.Now()
+	if err != nil {
+		if ctx.Err() == nil {
+			if st.Error != err.Error() {
+				log.Error("source failed; keeping its last good snapshot", "source", loc, "error", err)
+			}
+			st.Error = err.Error()
+		}
+		return false
+	}
+	st.Error = ""
+	if st.Revision == a.Revision+"|"+a.Digest {
+		return false
+	}
+	prev := st.Revision
+	st.Revision = a.Revision + "|" + a.Digest
+	if snap := d.Set.Get(loc); snap != nil {
+		st.Releases = countReleases(ctx, snap.Dir)
+	}
+	if prev != "" {
+		log.Info("source changed", "source", loc, "revision", a.Revision)
+	}
+	return true
+}
+
+// install opens a fetched snapshot and makes it the source's current one,
+// unless it empties a source that had declarations (see AllowEmpty).
+func (d *Daemon) install(ctx context.Context, w Watched, a *source.Artifact) error {
+	loc := w.Source.String()
+	if cur := d.Set.Get(loc); cur != nil && cur.Revision == a.Revision && cur.Dir.Root() == a.Path {
+		return nil
+	}
+	dir, err := state.Open(a.Path)
+	if err != nil {
+		return fmt.Errorf("open snapshot of %s: %w", loc, err)
+	}
+	// An emptied checkout, a wrong branch, prefix or sub-path leave nothing
+	// behind, not even the state's marker file; a state emptied on purpose
+	// (charter uninstall, git rm releases/*) keeps it.
+	if !w.AllowEmpty && !hasMarker(dir) {
+		if cur := d.Set.Get(loc); cur != nil {
+			before, now := countReleases(ctx, cur.Dir), countReleases(ctx, dir)
+			if before > 0 && now == 0 {
+				return fmt.Errorf("revision %s declares no releases and has no %s where the last one declared %d: refusing to uninstall them all (mark the source allowEmpty to permit)", a.Revision, state.MarkerFile, before)
+			}
+		}
+	}
+	d.Set.Set(&Snapshot{Source: loc, Revision: a.Revision, Dir: dir})
+	return nil
+}
+
+// hasMarker reports whether a snapshot holds the state marker file.
+func hasMarker(dir *state.Dir) bool {
+	_, err := os.Stat(filepath.Join(dir.Root(), state.MarkerFile))
+	return err == nil
+}
+
+// countReleases counts declaration files, readable or not.
+func countReleases(ctx context.Context, dir *state.Dir) int {
+	rels, errs := dir.Scan(ctx)
+	n := len(rels)
+	for _, e := range errs {
+		var re *state.ReleaseError
+		if errors.As(e, &re) {
+			n++
+		}
+	}
+	return n
+}
+
+func (d *Daemon) beat(ctx context.Context, locations []string) {
 	if d.Heartbeat == nil {
 		return
 	}
-	if err := d.Heartbeat.Renew(ctx); err != nil && ctx.Err() == nil {
+	if err := d.Heartbeat.Renew(ctx, locations); err != nil && ctx.Err() == nil {
 		d.Reconciler.log().Warn("heartbeat", "error", err)
 	}
 }
@@ -174,11 +342,7 @@ func (d *Daemon) runPass(ctx context.Context, p pass, workers int) error {
 	for _, b := range broken {
 		var re *state.ReleaseError
 		errors.As(b, &re)
-		log.Error("declaration unreadable; release left as it is", "release", re.Release, "error", b)
-	}
-	rev, err := d.Reconciler.State.Revision(ctx)
-	if err != nil {
-		log.Error("state revision", "error", err)
+		log.Error("declaration unusable; release left as it is", "release", re.Release, "error", b)
 	}
 	var (
 		mu        sync.Mutex
@@ -189,7 +353,7 @@ func (d *Daemon) runPass(ctx context.Context, p pass, workers int) error {
 	for _, name := range names {
 		g.Go(func() error {
 			start := time.Now()
-			res, err := d.Reconciler.Reconcile(ctx, name, Options{OnlyIfChanged: !p.full, SourceRevision: rev})
+			res, err := d.Reconciler.Reconcile(ctx, name, Options{OnlyIfChanged: !p.full})
 			if err != nil {
 				var perm *PermanentError
 				if !errors.As(err, &perm) && ctx.Err() == nil {
@@ -199,7 +363,7 @@ func (d *Daemon) runPass(ctx context.Context, p pass, workers int) error {
 				}
 				return nil
 			}
-			if res.Action != "unchanged" {
+			if res.Action != "unchanged" && res.Action != "skipped" {
 				log.Info("reconciled", "release", name, "action", res.Action, "revision", res.Revision,
 					"duration", time.Since(start).Round(time.Millisecond).String())
 			}
@@ -210,67 +374,32 @@ func (d *Daemon) runPass(ctx context.Context, p pass, workers int) error {
 	return transient
 }
 
-func ignoredPath(p string) bool {
-	base := filepath.Base(p)
-	switch {
-	case strings.HasPrefix(base, ".charter"),
-		strings.HasSuffix(base, "~"), strings.HasSuffix(base, ".swp"), strings.HasSuffix(base, ".swx"),
-		strings.HasPrefix(base, "#") && strings.HasSuffix(base, "#"):
-		return true
-	}
-	for _, part := range strings.Split(filepath.ToSlash(p), "/") {
-		switch part {
-		case ".git", ".svn", ".bzr", ".hg":
-			return true
-		}
-	}
-	return false
-}
-
-func addRecursive(w *fsnotify.Watcher, root string) error {
-	return filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !de.IsDir() {
-			return nil
-		}
-		if p != root && ignoredPath(p) {
-			return filepath.SkipDir
-		}
-		if err := w.Add(p); err != nil {
-			return fmt.Errorf("watch %s: %w", p, err)
-		}
-		return nil
-	})
-}
-
 // HeartbeatEvery is how often a daemon renews its heartbeat; a heartbeat
-// older than three periods means no daemon serves the state.
+// older than three periods means no daemon serves the sources.
 const HeartbeatEvery = 10 * time.Second
 
-// Heartbeat is a Lease a running daemon renews, naming the state it serves,
-// so `charter deploy` knows whether to wait for the daemon or converge
-// in-process.
+// Heartbeat is a Lease a running daemon renews, naming the sources it
+// serves, so `charter deploy` knows whether to wait for the daemon or
+// converge in-process.
 type Heartbeat struct {
 	Client    kubernetes.Interface
 	Namespace string
-	State     string // absolute state location served
 	Identity  string
 }
 
 const leaseName = "charter-daemon"
-const annotationState = "charter.sh/state"
+const annotationSources = "charter.sh/sources"
 
 // Renew creates or renews the Lease.
-func (h *Heartbeat) Renew(ctx context.Context) error {
+func (h *Heartbeat) Renew(ctx context.Context, locations []string) error {
 	leases := h.Client.CoordinationV1().Leases(h.Namespace)
 	now := metav1.NewMicroTime(time.Now())
 	secs := int32(3 * HeartbeatEvery / time.Second)
+	srcs, _ := json.Marshal(locations)
 	l, err := leases.Get(ctx, leaseName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		_, err = leases.Create(ctx, &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Name: leaseName, Annotations: map[string]string{annotationState: h.State}},
+			ObjectMeta: metav1.ObjectMeta{Name: leaseName, Annotations: map[string]string{annotationSources: string(srcs)}},
 			Spec:       coordinationv1.LeaseSpec{HolderIdentity: &h.Identity, RenewTime: &now, LeaseDurationSeconds: &secs},
 		}, metav1.CreateOptions{})
 		return err
@@ -281,18 +410,22 @@ func (h *Heartbeat) Renew(ctx context.Context) error {
 	if l.Annotations == nil {
 		l.Annotations = map[string]string{}
 	}
-	l.Annotations[annotationState] = h.State
+	l.Annotations[annotationSources] = string(srcs)
 	l.Spec.HolderIdentity, l.Spec.RenewTime, l.Spec.LeaseDurationSeconds = &h.Identity, &now, &secs
 	_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
 	return err
 }
 
-// DaemonServes reports whether a daemon renewed its heartbeat for state
-// recently.
-func DaemonServes(ctx context.Context, c kubernetes.Interface, namespace, state string) bool {
+// DaemonServes reports whether a daemon renewed its heartbeat recently and
+// follows location (a redacted source location, or a directory path).
+func DaemonServes(ctx context.Context, c kubernetes.Interface, namespace, location string) bool {
 	l, err := c.CoordinationV1().Leases(namespace).Get(ctx, leaseName, metav1.GetOptions{})
-	if err != nil || l.Spec.RenewTime == nil || l.Annotations[annotationState] != state {
+	if err != nil || l.Spec.RenewTime == nil {
 		return false
 	}
-	return time.Since(l.Spec.RenewTime.Time) < 3*HeartbeatEvery
+	var srcs []string
+	if err := json.Unmarshal([]byte(l.Annotations[annotationSources]), &srcs); err != nil {
+		return false
+	}
+	return slices.Contains(srcs, location) && time.Since(l.Spec.RenewTime.Time) < 3*HeartbeatEvery
 }

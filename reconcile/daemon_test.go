@@ -9,17 +9,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/charter-sh/charter/internal/testenv"
 	"github.com/charter-sh/charter/record"
+	"github.com/charter-sh/charter/source"
+	sourcedir "github.com/charter-sh/charter/source/dir"
 	"github.com/charter-sh/charter/state"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	ctrllog.SetLogger(logr.Discard()) // controller-runtime's client logs nothing of interest here
+	testenv.Main(m)
+}
 
 // fixture is a state directory holding the example chart and a reconciler
 // recording into the test's own namespace.
@@ -47,7 +54,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	recs := record.NewStore(cl.Typed, ns, 0)
 	return &fixture{t: t, ns: ns, dir: dir, kube: cl.Typed, recs: recs,
-		recon: &Reconciler{State: dir, Records: recs, Cluster: cl, Timeout: 2 * time.Minute}}
+		recon: &Reconciler{State: DirDeclarations{Dir: dir}, Records: recs, Cluster: cl, Timeout: 2 * time.Minute}}
 }
 
 func copyTree(t *testing.T, src, dst string) {
@@ -69,6 +76,21 @@ func copyTree(t *testing.T, src, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// daemon follows the fixture's state folder through the dir source; the
+// fixture's reconciler then reads the source set.
+func (f *fixture) daemon(t *testing.T, interval time.Duration, allowEmpty bool) *Daemon {
+	t.Helper()
+	src, err := sourcedir.New(f.dir.Root(), source.Options{CacheDir: t.TempDir(), Debounce: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	set := NewSourceSet([]string{src.String()})
+	f.recon.State = set
+	return &Daemon{Reconciler: f.recon, Set: set, Interval: interval, Workers: 2,
+		Sources: []Watched{{Source: src, AllowEmpty: allowEmpty}}}
 }
 
 // declare writes a release file the way a person (or `svn up`) would.
@@ -105,7 +127,9 @@ func TestDaemonConvergesChangesCorrectsDriftAndUninstalls(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	d := &Daemon{Reconciler: f.recon, Dir: f.dir.Root(), Interval: 3 * time.Second, Debounce: 200 * time.Millisecond, Workers: 2}
+	// Not allowEmpty: removing the last declaration of a state that keeps
+	// its charter.yaml marker is deliberate, and uninstalls.
+	d := f.daemon(t, 3*time.Second, false)
 	go func() { done <- d.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
@@ -242,7 +266,7 @@ func TestBrokenDeclarationNeitherStallsOthersNorUninstalls(t *testing.T) {
 	}
 	f.declare("good", "  message: two\n")
 
-	d := &Daemon{Reconciler: f.recon, Dir: f.dir.Root(), Workers: 2}
+	d := &Daemon{Reconciler: f.recon, Workers: 2}
 	if err := d.runPass(ctx, pass{}, 2); err != nil {
 		t.Fatalf("pass: %v", err)
 	}
@@ -258,5 +282,38 @@ func TestBrokenDeclarationNeitherStallsOthersNorUninstalls(t *testing.T) {
 	}
 	if len(broken) != 1 || !strings.Contains(broken[0].Error(), "typo.yaml") || strings.Join(names, ",") != "good" {
 		t.Errorf("names %v broken %v, want good and one error naming typo.yaml", names, broken)
+	}
+}
+
+func TestSourceThatBecomesEmptyIsRefusedUnlessAllowed(t *testing.T) {
+	f := newFixture(t)
+	f.declare("only", "  message: one\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	d := f.daemon(t, time.Hour, false)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	f.eventually("only deployed", 90*time.Second, func() bool { return f.deployedRevision("only") == 1 })
+
+	// The checkout is emptied (a wrong svn switch, a wiped folder): nothing
+	// left, not even the state's marker.
+	for _, p := range []string{"releases/only.yaml", state.MarkerFile} {
+		if err := os.Remove(filepath.Join(f.dir.Root(), p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.eventually("the empty snapshot refused", 30*time.Second, func() bool {
+		st := d.Status()
+		return len(st) == 1 && strings.Contains(st[0].Error, "refusing to uninstall")
+	})
+	// A resync pass still sees the last good snapshot: nothing uninstalled.
+	if err := d.runPass(ctx, pass{full: true}, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.deployedRevision("only"); got != 1 {
+		t.Errorf("release uninstalled by an empty source (revision %d)", got)
+	}
+	if _, err := f.kube.CoreV1().ConfigMaps(f.ns).Get(ctx, "only-hello", metav1.GetOptions{}); err != nil {
+		t.Errorf("objects of the release went away: %v", err)
 	}
 }

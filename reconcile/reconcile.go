@@ -27,15 +27,6 @@ import (
 	"github.com/charter-sh/charter/state"
 )
 
-// Declarations is the declared state the reconciler reads.
-type Declarations interface {
-	Scan(ctx context.Context) ([]*state.Release, []error)
-	Get(ctx context.Context, name string) (*state.Release, error)
-	ResolveChart(ref string) (string, error)
-	ValuesFor(ctx context.Context, r *state.Release) (map[string]any, error)
-	Revision(ctx context.Context) (string, error)
-}
-
 // Records is where applied revisions are kept.
 type Records interface {
 	History(ctx context.Context, release string) ([]*record.Revision, error)
@@ -93,8 +84,6 @@ type Options struct {
 	// OnlyIfChanged skips releases whose desired state equals the last
 	// deployed revision (no drift check). The daemon uses it for file events.
 	OnlyIfChanged bool
-	// SourceRevision is recorded with the revision.
-	SourceRevision string
 }
 
 func (r *Reconciler) log() *slog.Logger {
@@ -130,6 +119,7 @@ type run struct {
 	opts     Options
 	name     string
 	decl     *state.Release
+	src      *Declared
 	history  []*record.Revision
 	last     *record.Revision // newest revision, any status
 	deployed *record.Revision // newest deployed revision
@@ -150,14 +140,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string, opts Options) (
 	defer r.lock(name)()
 	ru := &run{name: name, opts: opts, result: Result{Release: name}}
 
-	decl, err := r.State.Get(ctx, name)
+	src, err := r.State.Lookup(ctx, name)
 	if errors.Is(err, state.ErrNotFound) {
 		return r.uninstall(ctx, ru)
 	}
 	if err != nil {
 		return nil, &PermanentError{err}
 	}
-	ru.decl = decl
+	ru.decl, ru.src = src.Release, src
 
 	steps := []struct {
 		name string
@@ -202,7 +192,7 @@ func (r *Reconciler) loadHistory(ctx context.Context, ru *run) error {
 }
 
 func (r *Reconciler) load(ctx context.Context, ru *run) error {
-	path, err := r.State.ResolveChart(ru.decl.Chart)
+	path, err := ru.src.Dir.ResolveChart(ru.decl.Chart)
 	if err != nil {
 		return &PermanentError{fmt.Errorf("chart %q: %w", ru.decl.Chart, err)}
 	}
@@ -220,7 +210,7 @@ func (r *Reconciler) load(ctx context.Context, ru *run) error {
 			return &PermanentError{fmt.Errorf("chart %s version %s does not satisfy %q", ch.Chart.Metadata.Name, ch.Chart.Metadata.Version, ru.decl.Version)}
 		}
 	}
-	vals, err := r.State.ValuesFor(ctx, ru.decl)
+	vals, err := ru.src.Dir.ValuesFor(ctx, ru.decl)
 	if err != nil {
 		return &PermanentError{err}
 	}
@@ -304,7 +294,7 @@ func (r *Reconciler) render(ctx context.Context, ru *run) error {
 		Chart: ru.decl.Chart, ChartName: meta.Name, ChartVersion: meta.Version, ChartDigest: ru.chart.Digest,
 		AppVersion: meta.AppVersion, Values: ru.values, ComputedValues: res.Values,
 		Manifest: manifestOf(ru.objects), Notes: res.Notes, Inventory: inventoryOf(ru.objects),
-		DesiredDigest: ru.digest, SourceRevision: ru.opts.SourceRevision,
+		DesiredDigest: ru.digest, Source: ru.src.Source, SourceRevision: ru.src.Revision,
 		FirstDeployed: first, LastDeployed: now,
 	}
 	if err := r.Records.Create(ctx, ru.rev); err != nil {
@@ -520,7 +510,7 @@ func (r *Reconciler) fail(ctx context.Context, ru *run, err error) {
 			return
 		}
 		ru.rev = &record.Revision{Release: ru.name, Namespace: namespaceOf(ru.decl), Chart: ru.decl.Chart,
-			Values: ru.values, DesiredDigest: ru.digest, SourceRevision: ru.opts.SourceRevision, LastDeployed: time.Now().UTC()}
+			Values: ru.values, DesiredDigest: ru.digest, Source: ru.src.Source, SourceRevision: ru.src.Revision, LastDeployed: time.Now().UTC()}
 		if ru.deployed != nil {
 			ru.rev.FirstDeployed = ru.deployed.FirstDeployed
 			// Keep the inventory so a later prune still knows every object.
@@ -554,6 +544,11 @@ func (r *Reconciler) uninstall(ctx context.Context, ru *run) (*Result, error) {
 		return nil, ServerError(r.Cluster.Config.Host, err)
 	}
 	last := h[len(h)-1]
+	if !r.State.Holds(last.Source) {
+		// Its source has not been read (yet): no news is not a removal.
+		ru.result.Action = "skipped"
+		return &ru.result, nil
+	}
 	last.Status = record.StatusUninstalling
 	if err := r.Records.Update(ctx, last); err != nil {
 		return nil, err
@@ -614,7 +609,11 @@ func (r *Reconciler) Names(ctx context.Context) (names []string, broken []error,
 		set[d.Name] = true
 	}
 	for _, rv := range recs {
-		set[rv.Release] = true
+		// A release applied from a source not read yet (or failing) stays
+		// as it is: no news is not a removal.
+		if r.State.Holds(rv.Source) {
+			set[rv.Release] = true
+		}
 	}
 	for n := range set {
 		if !skip[n] {

@@ -89,22 +89,3 @@ metadata:
 		t.Errorf("inventory (-want +got):\n%s", diff)
 	}
 }
-
-func TestIgnoredPath(t *testing.T) {
-	for p, want := range map[string]bool{
-		"/s/releases/web.yaml":               false,
-		"/s/releases/.charter-tmp-123":       true,
-		"/s/.charter.lock":                   true,
-		"/s/releases/web.yaml~":              true,
-		"/s/releases/.web.yaml.swp":          true,
-		"/s/releases/#web.yaml#":             true,
-		"/s/.svn/wc.db":                      true,
-		"/s/.git/index":                      true,
-		"/s/.bzr/checkout/dirstate":          true,
-		"/s/charts/hello/templates/svc.yaml": false,
-	} {
-		if got := ignoredPath(p); got != want {
-			t.Errorf("ignoredPath(%q) = %v, want %v", p, got, want)
-		}
-	}
-}

@@ -25,8 +25,8 @@ const waitInterval = time.Second
 // waitReady polls every object until kstatus reports it Current, one of them
 // Failed, or the timeout passes. It emits "ready" once per object as it
 // becomes healthy, so a person can follow the rollout.
-func (r *Reconciler) waitReady(ctx context.Context, release string, objs []*unstructured.Unstructured) error {
-	ctx, cancel := context.WithTimeout(ctx, r.timeout())
+func (r *Reconciler) waitReady(parent context.Context, release string, objs []*unstructured.Unstructured) error {
+	ctx, cancel := context.WithTimeout(parent, r.timeout())
 	defer cancel()
 
 	pending := map[string]*unstructured.Unstructured{}
@@ -36,14 +36,31 @@ func (r *Reconciler) waitReady(ctx context.Context, release string, objs []*unst
 	}
 	tick := time.NewTicker(waitInterval)
 	defer tick.Stop()
+	timedOut := func() error {
+		var ids []string
+		for id := range pending {
+			msg := last[id]
+			if msg == "" {
+				msg = "in progress"
+			}
+			ids = append(ids, id+" ("+msg+")")
+		}
+		sort.Strings(ids)
+		return fmt.Errorf("timed out after %s waiting for %s", r.timeout(), strings.Join(ids, ", "))
+	}
 	for {
 		for id, o := range pending {
 			live := &unstructured.Unstructured{}
 			live.SetGroupVersionKind(o.GroupVersionKind())
 			err := r.Cluster.Client.Get(ctx, keyOf(o.GetNamespace(), o.GetName()), live)
 			if err != nil {
-				if ctx.Err() != nil {
-					break
+				// client-go's rate limiter refuses a request that would end
+				// after the deadline before the deadline itself passes.
+				if ctx.Err() != nil || strings.Contains(err.Error(), "would exceed context deadline") {
+					if parent.Err() != nil {
+						return parent.Err()
+					}
+					return timedOut()
 				}
 				if apierrors.IsNotFound(err) {
 					last[id] = "not found"
@@ -73,19 +90,10 @@ func (r *Reconciler) waitReady(ctx context.Context, release string, objs []*unst
 		}
 		select {
 		case <-ctx.Done():
-			var ids []string
-			for id := range pending {
-				msg := last[id]
-				if msg == "" {
-					msg = "in progress"
-				}
-				ids = append(ids, id+" ("+msg+")")
+			if parent.Err() != nil {
+				return parent.Err()
 			}
-			sort.Strings(ids)
-			if ctx.Err() == context.DeadlineExceeded {
-				return fmt.Errorf("timed out after %s waiting for %s", r.timeout(), strings.Join(ids, ", "))
-			}
-			return ctx.Err()
+			return timedOut()
 		case <-tick.C:
 		}
 	}

@@ -89,7 +89,10 @@ type Revision struct {
 
 	// DesiredDigest identifies the desired state (chart digest, namespace,
 	// values); equal digests mean nothing to render differently.
-	DesiredDigest  string `json:"desiredDigest"`
+	DesiredDigest string `json:"desiredDigest"`
+	// Source is the redacted location of the declared state the revision
+	// came from, SourceRevision that source's revision.
+	Source         string `json:"source,omitempty"`
 	SourceRevision string `json:"sourceRevision,omitempty"`
 
 	FirstDeployed time.Time `json:"firstDeployed"`

@@ -14,8 +14,9 @@ type Artifact struct {
 	// revision ("r42"), a Bazaar revno ("revno:7"), or for sources without
 	// one the content digest.
 	Revision string
-	// Digest is "sha256:<hex>" over the snapshot's file names and contents,
-	// so equal digests mean identical content whatever the revision says.
+	// Digest is "sha256:<hex>" identifying the snapshot's content: over file
+	// names and contents, or for buckets over object keys and ETags. Equal
+	// digests mean identical content whatever the revision says.
 	Digest string
 	// Path is a local folder holding the snapshot: a state directory
 	// (releases/, charts/, ...). It stays valid and unchanged until the next

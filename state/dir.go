@@ -27,7 +27,8 @@ var (
 )
 
 const (
-	markerFile  = "charter.yaml"
+	// MarkerFile marks a folder as a state directory (charter init writes it).
+	MarkerFile  = "charter.yaml"
 	releasesDir = "releases"
 	chartsDir   = "charts"
 	lockName    = ".charter.lock"
@@ -75,7 +76,7 @@ func Open(root string) (*Dir, error) {
 }
 
 func (d *Dir) checkMarker() error {
-	path := filepath.Join(d.root, markerFile)
+	path := filepath.Join(d.root, MarkerFile)
 	data, err := readLimited(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -118,7 +119,7 @@ func Init(root string) (*Dir, error) {
 			return nil, fmt.Errorf("init state directory %s: %w", root, err)
 		}
 	}
-	marker := filepath.Join(root, markerFile)
+	marker := filepath.Join(root, MarkerFile)
 	if _, err := os.Lstat(marker); errors.Is(err, fs.ErrNotExist) {
 		err := writeFile(context.Background(), marker, []byte(markerContent), 0o644, true, nil)
 		if err != nil && !errors.Is(err, errFileExists) {

@@ -11,7 +11,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/charter-sh/charter/reconcile"
-	"github.com/charter-sh/charter/state"
+	"github.com/charter-sh/charter/source"
 )
 
 func newInitCmd(g *globalOptions) *cobra.Command {
@@ -22,11 +22,15 @@ func newInitCmd(g *globalOptions) *cobra.Command {
   charter init --state ./charter-state`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := g.stateDir()
+			p, err := g.stateLocation()
 			if err != nil {
 				return err
 			}
-			if _, err := state.Init(p); err != nil {
+			st, err := g.openStore(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			if _, err := st.Dir(cmd.Context()); err != nil {
 				return err
 			}
 			cf, err := configFile()
@@ -36,11 +40,14 @@ func newInitCmd(g *globalOptions) *cobra.Command {
 			if err := os.MkdirAll(filepath.Dir(cf), 0o755); err != nil {
 				return fmt.Errorf("create %s: %w", filepath.Dir(cf), err)
 			}
+			if source.KindOf(p, isGitRepo) != source.KindDir && source.Redact(p) != p {
+				return fmt.Errorf("refusing to save a state URL with credentials in %s: pass them through the environment (see docs/sources.md)", cf)
+			}
 			b, _ := yaml.Marshal(userConfig{State: p})
 			if err := writeFileAtomic(cf, b); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.out, "Initialized declared state in %s (default saved in %s)\n", p, cf)
+			fmt.Fprintf(g.out, "Initialized declared state in %s (default saved in %s)\n", source.Redact(p), cf)
 			return nil
 		},
 	}
@@ -61,11 +68,11 @@ applied and becomes ready. It corrects drift and uninstalls releases no longer d
   charter reconcile taco-tuesday`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			st, err := g.openState(false)
+			st, store, err := g.openState(ctx)
 			if err != nil {
 				return err
 			}
-			r, err := g.reconciler(st, o.timeout)
+			r, err := g.reconciler(st, store, o.timeout)
 			if err != nil {
 				return err
 			}
@@ -84,9 +91,8 @@ applied and becomes ready. It corrects drift and uninstalls releases no longer d
 					fmt.Fprintf(g.out, "%s\n", oneLine(b.Error()))
 				}
 			}
-			rev, _ := st.Revision(ctx)
 			for _, n := range names {
-				res, err := r.Reconcile(ctx, n, reconcile.Options{SourceRevision: rev})
+				res, err := r.Reconcile(ctx, n, reconcile.Options{})
 				if err != nil {
 					failed++
 					fmt.Fprintf(g.out, "%s: failed: %s\n", n, oneLine(err.Error()))
@@ -105,11 +111,18 @@ applied and becomes ready. It corrects drift and uninstalls releases no longer d
 }
 
 type daemonRunOptions struct {
-	interval time.Duration
-	debounce time.Duration
-	workers  int
-	timeout  time.Duration
-	jsonLogs bool
+	sources    []string
+	config     string
+	interval   time.Duration
+	debounce   time.Duration
+	workers    int
+	timeout    time.Duration
+	jsonLogs   bool
+	listen     string
+	secretFile string
+	allowEmpty bool
+	cacheDir   string
+	src        sourceFlags
 }
 
 func newDaemonCmd(g *globalOptions) *cobra.Command {
@@ -117,46 +130,38 @@ func newDaemonCmd(g *globalOptions) *cobra.Command {
 	o := &daemonRunOptions{}
 	run := &cobra.Command{
 		Use:   "run",
-		Short: "Watch the declared state and converge the cluster until stopped",
-		Long: `Run reconciles every release, then watches the state directory (debounced, so the burst of
-an svn up is one pass) and resyncs every --interval, which also corrects drift. Releases are
-reconciled concurrently by --workers. SIGTERM or Ctrl-C stops it after in-flight work ends.`,
+		Short: "Follow the declared state's sources and converge the cluster until stopped",
+		Long: `Run fetches every source — a folder (often an SVN or Bazaar checkout), a git repository, an
+S3/MinIO/GCS bucket — reconciles every release, then follows changes: folders are watched
+(debounced, so the burst of an svn up is one pass), git and buckets are polled every
+--interval (a poll that finds nothing new fetches and renders nothing) or fetched at once
+when a webhook arrives on --listen (POST /hooks/NAME). Every --interval all releases are
+resynced, which also corrects drift. SIGTERM or Ctrl-C stops it after in-flight work ends.
+
+Without --source or --config, the --state location is the one source. A release declared
+in two sources is an error reported for both; neither copy is applied. Credentials come
+from the environment (see docs/sources.md), never from flags.`,
 		Example: `  charter daemon run --state ./charter-state
-  charter daemon run --state ./charter-state --interval 30s --log-json`,
+  charter daemon run --source https://git.example.com/team/state.git?ref=main --interval 30s
+  charter daemon run --source /srv/svn/prod-state --source s3://charts-bucket/state --log-json
+  charter daemon run --config /etc/charter/daemon.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			st, err := g.openState(false)
-			if err != nil {
-				return err
-			}
-			r, err := g.reconciler(st, o.timeout)
-			if err != nil {
-				return err
-			}
-			r.Progress = nil
-			r.Log = g.logger(o.jsonLogs)
-			if err := pingWithRetry(ctx, g.cluster); err != nil {
-				return err
-			}
-			host, _ := os.Hostname()
-			d := &reconcile.Daemon{
-				Reconciler: r, Dir: st.Root(), Interval: o.interval, Debounce: o.debounce, Workers: o.workers,
-				Heartbeat: &reconcile.Heartbeat{Client: g.cluster.Typed, Namespace: g.recordsNS, State: st.Root(),
-					Identity: fmt.Sprintf("%s-%d", host, os.Getpid())},
-			}
-			if err := ensureNS(ctx, g); err != nil {
-				return err
-			}
-			return d.Run(ctx)
+			return runDaemon(cmd.Context(), g, o)
 		},
 	}
 	f := run.Flags()
-	f.DurationVar(&o.interval, "interval", time.Minute, "full resync interval (drift correction)")
-	f.DurationVar(&o.debounce, "debounce", 500*time.Millisecond, "quiet time after a file change before reconciling")
+	f.StringArrayVar(&o.sources, "source", nil, "a source to follow: folder, git URL or bucket URL (repeatable; NAME=URL names its webhook)")
+	f.StringVar(&o.config, "config", "", "daemon config file (sources with per-source settings)")
+	f.DurationVar(&o.interval, "interval", time.Minute, "poll and full resync interval (drift correction)")
+	f.DurationVar(&o.debounce, "debounce", 500*time.Millisecond, "folder sources: quiet time after a change before fetching (an svn up is one change)")
 	f.IntVar(&o.workers, "workers", 4, "releases reconciled concurrently")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "health wait per release")
 	f.BoolVar(&o.jsonLogs, "log-json", false, "structured JSON logs")
+	f.StringVar(&o.listen, "listen", "", "address for webhooks (POST /hooks/NAME), /healthz and /readyz, e.g. 127.0.0.1:9292")
+	f.StringVar(&o.secretFile, "webhook-secret-file", "", "file holding the webhook secret for sources given with --source")
+	f.BoolVar(&o.allowEmpty, "allow-empty", false, "let a --source go from some declarations to none (uninstalling them)")
+	f.StringVar(&o.cacheDir, "cache-dir", "", "where clones, downloads and snapshots are kept (default: the user cache dir)")
 	cmd.AddCommand(run)
 	return cmd
 }

@@ -181,19 +181,25 @@ func packageChart(ch *render.Chart) ([]byte, error) {
 	return os.ReadFile(p)
 }
 
-// bundle writes a local chart into the state and returns its reference.
-func (g *globalOptions) bundle(ctx context.Context, st *state.Dir, c *chartChoice, shown string) error {
+// bundle writes a local chart into the state d and sets c.ref to its
+// reference. It is called inside a store edit.
+func bundle(ctx context.Context, d *state.Dir, c *chartChoice) error {
 	if c.archive == nil {
 		return nil
 	}
 	meta := c.chart.Chart.Metadata
-	ref, err := st.PutChart(ctx, meta.Name, meta.Version, c.archive)
+	ref, err := d.PutChart(ctx, meta.Name, meta.Version, c.archive)
 	if err != nil {
 		return err
 	}
-	g.progress("Uploading %s as %s", shown, ref)
 	c.ref = ref
 	return nil
+}
+
+// bundledRef is where bundle puts a local chart.
+func bundledRef(c *chartChoice) string {
+	meta := c.chart.Chart.Metadata
+	return "charts/" + meta.Name + "-" + meta.Version + ".tgz"
 }
 
 // checkRender renders the would-be declaration offline so that a broken
@@ -270,7 +276,11 @@ func runDeploy(ctx context.Context, g *globalOptions, o *deployOptions, args []s
 	if len(args) == 1 {
 		chartRef = args[0]
 	}
-	st, err := g.openState(true)
+	store, err := g.openStore(ctx, true)
+	if err != nil {
+		return err
+	}
+	st, err := store.Dir(ctx)
 	if err != nil {
 		return err
 	}
@@ -294,23 +304,29 @@ func runDeploy(ctx context.Context, g *globalOptions, o *deployOptions, args []s
 	if err := g.checkRender(c, name, ns, in.values, o.noWait); err != nil {
 		return err
 	}
-	if err := g.bundle(ctx, st, c, chartRef); err != nil {
-		return err
+	if c.archive != nil {
+		g.progress("Uploading %s as %s", chartRef, bundledRef(c))
 	}
-	decl := &state.Release{
-		APIVersion: "charter.sh/v1", Kind: "Release",
-		Name: name, Namespace: ns, Chart: c.ref,
-		Version:   firstNonEmpty(o.version, in.version),
-		ChartPath: c.localPath, Values: in.values,
-	}
-	if err := st.Create(ctx, decl); err != nil {
+	meta := c.chart.Chart.Metadata
+	_, err = store.Edit(ctx, fmt.Sprintf("deploy %s: %s %s", name, meta.Name, meta.Version), func(d *state.Dir) error {
+		if err := bundle(ctx, d, c); err != nil {
+			return err
+		}
+		return d.Create(ctx, &state.Release{
+			APIVersion: "charter.sh/v1", Kind: "Release",
+			Name: name, Namespace: ns, Chart: c.ref,
+			Version:   firstNonEmpty(o.version, in.version),
+			ChartPath: c.localPath, Values: in.values,
+		})
+	})
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(g.out, "Created %s\n", name)
 	if o.noWait {
 		return nil
 	}
-	return g.converge(ctx, st, []string{name}, o.timeout)
+	return g.converge(ctx, store, []string{name}, o.timeout)
 }
 
 // reachable checks the API server before a command that will wait writes
@@ -387,7 +403,11 @@ edit to the chart is picked up.`,
 }
 
 func runRedeploy(ctx context.Context, g *globalOptions, o *redeployOptions, name string) error {
-	st, err := g.openState(false)
+	store, err := g.openStore(ctx, false)
+	if err != nil {
+		return err
+	}
+	st, err := store.Dir(ctx)
 	if err != nil {
 		return err
 	}
@@ -411,9 +431,8 @@ func runRedeploy(ctx context.Context, g *globalOptions, o *redeployOptions, name
 	if err != nil {
 		return err
 	}
-	merged := render.MergeValues(decl.Values, in.values)
 	check := *decl
-	check.Values = merged
+	check.Values = render.MergeValues(decl.Values, in.values)
 	all, err := st.ValuesFor(ctx, &check)
 	if err != nil {
 		return err
@@ -424,22 +443,29 @@ func runRedeploy(ctx context.Context, g *globalOptions, o *redeployOptions, name
 	if err := g.checkRender(c, name, firstNonEmpty(in.namespace, decl.Namespace), all, o.noWait); err != nil {
 		return err
 	}
-	if err := g.bundle(ctx, st, c, displayPath(c.localPath)); err != nil {
-		return err
+	if c.archive != nil {
+		g.progress("Uploading %s as %s", displayPath(c.localPath), bundledRef(c))
 	}
-	_, err = st.Update(ctx, name, func(r *state.Release) error {
-		r.Values = render.MergeValues(r.Values, in.values)
-		r.Chart = c.ref
-		if c.localPath != "" {
-			r.ChartPath = c.localPath
+	meta := c.chart.Chart.Metadata
+	_, err = store.Edit(ctx, fmt.Sprintf("redeploy %s: %s %s", name, meta.Name, meta.Version), func(d *state.Dir) error {
+		if err := bundle(ctx, d, c); err != nil {
+			return err
 		}
-		if v := firstNonEmpty(o.version, in.version); v != "" {
-			r.Version = v
-		}
-		if in.namespace != "" {
-			r.Namespace = in.namespace
-		}
-		return nil
+		_, err := d.Update(ctx, name, func(r *state.Release) error {
+			r.Values = render.MergeValues(r.Values, in.values)
+			r.Chart = c.ref
+			if c.localPath != "" {
+				r.ChartPath = c.localPath
+			}
+			if v := firstNonEmpty(o.version, in.version); v != "" {
+				r.Version = v
+			}
+			if in.namespace != "" {
+				r.Namespace = in.namespace
+			}
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return err
@@ -448,7 +474,7 @@ func runRedeploy(ctx context.Context, g *globalOptions, o *redeployOptions, name
 	if o.noWait {
 		return nil
 	}
-	return g.converge(ctx, st, []string{name}, o.timeout)
+	return g.converge(ctx, store, []string{name}, o.timeout)
 }
 
 // localChartSource picks where to re-bundle a local chart from: the current
@@ -503,41 +529,47 @@ func newUninstallCmd(g *globalOptions) *cobra.Command {
 }
 
 func runUninstall(ctx context.Context, g *globalOptions, o *uninstallOptions, names []string) error {
-	st, err := g.openState(false)
-	if err != nil {
-		return err
-	}
 	for _, n := range names {
 		if err := state.ValidateName(n); err != nil {
 			return err
 		}
 	}
-	var live map[string]bool
+	store, err := g.openStore(ctx, false)
+	if err != nil {
+		return err
+	}
+	st, err := store.Dir(ctx)
+	if err != nil {
+		return err
+	}
+	var declared []string
 	for _, n := range names {
-		err := st.Delete(ctx, n)
-		if errors.Is(err, state.ErrNotFound) {
-			// Not declared: still uninstall what the cluster recorded.
-			if live == nil {
-				live = map[string]bool{}
-				if recs, rerr := g.records(); rerr == nil {
-					if list, lerr := recs.List(ctx); lerr == nil {
-						for _, r := range list {
-							live[r.Release] = true
-						}
-					}
+		if _, err := st.Get(ctx, n); err == nil {
+			declared = append(declared, n)
+			continue
+		} else if !errors.Is(err, state.ErrNotFound) {
+			return err
+		}
+		// Not declared: still uninstall what the cluster recorded.
+		if !g.isLive(ctx, n) {
+			return fmt.Errorf("release %q not found", n)
+		}
+	}
+	if len(declared) > 0 {
+		_, err = store.Edit(ctx, "uninstall "+strings.Join(declared, ", "), func(d *state.Dir) error {
+			for _, n := range declared {
+				if err := d.Delete(ctx, n); err != nil && !errors.Is(err, state.ErrNotFound) {
+					return err
 				}
 			}
-			if !live[n] {
-				return fmt.Errorf("release %q not found", n)
-			}
-			continue
-		}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
 	}
 	if !o.noWait {
-		if err := g.converge(ctx, st, names, o.timeout); err != nil {
+		if err := g.converge(ctx, store, names, o.timeout); err != nil {
 			return err
 		}
 	}
@@ -547,10 +579,20 @@ func runUninstall(ctx context.Context, g *globalOptions, o *uninstallOptions, na
 	return nil
 }
 
+// isLive reports whether the cluster has records of release n.
+func (g *globalOptions) isLive(ctx context.Context, n string) bool {
+	recs, err := g.records()
+	if err != nil {
+		return false
+	}
+	_, err = recs.Last(ctx, n)
+	return err == nil
+}
+
 // converge waits until the cluster matches the declarations of names: by
-// watching the records when a daemon serves this state, else by reconciling
-// in-process.
-func (g *globalOptions) converge(ctx context.Context, st *state.Dir, names []string, timeout time.Duration) error {
+// watching the records when a daemon follows this store, else by
+// reconciling in-process from the store's local view.
+func (g *globalOptions) converge(ctx context.Context, store state.Store, names []string, timeout time.Duration) error {
 	ctx, cancel := withTimeout(ctx, timeout+30*time.Second)
 	defer cancel()
 	c, err := g.clusterClient()
@@ -560,17 +602,20 @@ func (g *globalOptions) converge(ctx context.Context, st *state.Dir, names []str
 	if err := c.Ping(ctx); err != nil {
 		return err
 	}
-	if reconcile.DaemonServes(ctx, c.Typed, g.recordsNS, st.Root()) {
-		g.progress("Waiting for the daemon to converge %s", strings.Join(names, ", "))
-		return g.waitForDaemon(ctx, st, names)
-	}
-	r, err := g.reconciler(st, timeout)
+	st, err := store.Dir(ctx)
 	if err != nil {
 		return err
 	}
-	rev, _ := st.Revision(ctx)
+	if reconcile.DaemonServes(ctx, c.Typed, g.recordsNS, store.String()) {
+		g.progress("Waiting for the daemon to converge %s", strings.Join(names, ", "))
+		return g.waitForDaemon(ctx, st, names)
+	}
+	r, err := g.reconciler(st, store, timeout)
+	if err != nil {
+		return err
+	}
 	for _, n := range names {
-		res, err := r.Reconcile(ctx, n, reconcile.Options{SourceRevision: rev})
+		res, err := r.Reconcile(ctx, n, reconcile.Options{})
 		if err != nil {
 			return fmt.Errorf("release %s: %w", n, err)
 		}

@@ -59,7 +59,7 @@ Exit code: 0 no changes, 2 changes pending, 1 error.`,
 
 func runDiff(ctx context.Context, g *globalOptions, o *diffOptions, args []string) (bool, error) {
 	// No state yet is fine for a release not declared yet: diff writes nothing.
-	st, stErr := g.openState(false)
+	st, _, stErr := g.openState(ctx)
 	in, err := o.values.read()
 	if err != nil {
 		return false, err

@@ -40,7 +40,7 @@ func newCLI(t *testing.T) *cli {
 	// Commands read the default state from the user config dir: keep it
 	// inside the test.
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
-	t.Setenv("HOME", t.TempDir())
+	t.Setenv("XDG_CACHE_HOME", t.TempDir()) // git clones and bucket downloads of stores
 	return &cli{t: t, kubeconfig: env.Kubeconfig, state: filepath.Join(t.TempDir(), "state"), ns: env.NewNamespace(t), kube: kube}
 }
 

@@ -85,7 +85,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 }
 
 func (g *globalOptions) status(ctx context.Context, name string) (*StatusView, error) {
-	st, stErr := g.openState(false)
+	st, _, stErr := g.openState(ctx)
 	declared := false
 	if stErr == nil {
 		if _, err := st.Get(ctx, name); err == nil {
@@ -357,7 +357,7 @@ type DeploymentRow struct {
 // applied-but-no-longer-declared releases both show.
 func (g *globalOptions) deployments(ctx context.Context) ([]DeploymentRow, error) {
 	rows := map[string]*DeploymentRow{}
-	if st, err := g.openState(false); err == nil {
+	if st, _, err := g.openState(ctx); err == nil {
 		decls, errs := st.Scan(ctx)
 		for _, d := range decls {
 			rows[d.Name] = &DeploymentRow{Name: d.Name, Namespace: d.Namespace, Chart: d.Chart, Status: "declared", Declared: true}

@@ -20,6 +20,8 @@ import (
 
 	"github.com/charter-sh/charter/reconcile"
 	"github.com/charter-sh/charter/record"
+	"github.com/charter-sh/charter/source"
+	sourcegit "github.com/charter-sh/charter/source/git"
 	"github.com/charter-sh/charter/state"
 )
 
@@ -36,6 +38,11 @@ type globalOptions struct {
 	recordsNS      string
 	quiet          bool
 	requestTimeout time.Duration
+	commit         bool // dir stores: svn/brz commit each change
+	noPush         bool // git stores: commit locally only
+	authorName     string
+	authorEmail    string
+	src            sourceFlags // git/bucket stores: endpoints, host keys
 
 	cluster *reconcile.Cluster
 }
@@ -63,6 +70,11 @@ record of what was applied, which status, get-values and manifest get read.`,
 	f.StringVar(&g.recordsNS, "records-namespace", record.DefaultNamespace, "namespace where release records are kept")
 	f.BoolVarP(&g.quiet, "quiet", "q", false, "print only results, no progress")
 	f.DurationVar(&g.requestTimeout, "request-timeout", 30*time.Second, "timeout of a single API request")
+	f.BoolVar(&g.commit, "commit", false, "state in an SVN or Bazaar working copy: commit each change with svn/brz")
+	f.BoolVar(&g.noPush, "no-push", false, "state in git: commit locally, do not push")
+	f.StringVar(&g.authorName, "author-name", "", "state in git: commit author name (default: git config user.name)")
+	f.StringVar(&g.authorEmail, "author-email", "", "state in git: commit author email (default: git config user.email)")
+	g.src.addFlags(f)
 
 	cmd.AddCommand(
 		newInitCmd(g),
@@ -148,8 +160,9 @@ type userConfig struct {
 	State string `json:"state"`
 }
 
-// stateDir resolves --state, then the init config, then ./charter-state.
-func (g *globalOptions) stateDir() (string, error) {
+// stateLocation resolves --state, then the init config, then
+// ./charter-state. Local folders are made absolute; URLs are kept.
+func (g *globalOptions) stateLocation() (string, error) {
 	p := g.statePath
 	if p == "" {
 		if cf, err := configFile(); err == nil {
@@ -165,22 +178,58 @@ func (g *globalOptions) stateDir() (string, error) {
 	if p == "" {
 		p = "charter-state"
 	}
-	return filepath.Abs(p)
+	if source.KindOf(p, isGitRepo) == source.KindDir {
+		return filepath.Abs(localPath(p))
+	}
+	return p, nil
 }
 
-// openState opens the declared state; create initialises it when missing
-// (commands that write), otherwise a missing state is an error.
-func (g *globalOptions) openState(create bool) (*state.Dir, error) {
-	p, err := g.stateDir()
+// localPath strips the dir:// and file:// prefixes of a folder location.
+func localPath(loc string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(loc, "dir://"), "file://")
+}
+
+// isGitRepo reports whether a local path is a git repository.
+var isGitRepo = sourcegit.IsRepository
+
+// openStore opens the declared state for editing, picking the backend from
+// its location; create initialises a missing local folder.
+func (g *globalOptions) openStore(ctx context.Context, create bool) (state.Store, error) {
+	loc, err := g.stateLocation()
 	if err != nil {
 		return nil, err
 	}
-	if create {
-		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-			return state.Init(p)
+	switch source.KindOf(loc, isGitRepo) {
+	case source.KindDir:
+		if !create {
+			if _, err := os.Stat(loc); errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("declared state %s does not exist (create it with charter init --state %s, or deploy something)", loc, loc)
+			}
 		}
+		ds, err := state.NewDirStore(loc, create)
+		if err != nil {
+			return nil, err
+		}
+		if g.commit {
+			ds.Commit = state.CommitVCS
+		}
+		return ds, nil
 	}
-	return state.Open(p)
+	return g.openRemoteStore(ctx, loc)
+}
+
+// openState returns a local, up-to-date view of the declared state for
+// reading, and the store it belongs to.
+func (g *globalOptions) openState(ctx context.Context) (*state.Dir, state.Store, error) {
+	st, err := g.openStore(ctx, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := st.Dir(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return d, st, nil
 }
 
 func (g *globalOptions) logger(jsonLogs bool) *slog.Logger {
@@ -190,8 +239,9 @@ func (g *globalOptions) logger(jsonLogs bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(g.errOut, nil))
 }
 
-// reconciler wires the in-process reconciler with progress lines.
-func (g *globalOptions) reconciler(st *state.Dir, timeout time.Duration) (*reconcile.Reconciler, error) {
+// reconciler wires the in-process reconciler, with progress lines, to a
+// local view of the store st.
+func (g *globalOptions) reconciler(d *state.Dir, st state.Store, timeout time.Duration) (*reconcile.Reconciler, error) {
 	c, err := g.clusterClient()
 	if err != nil {
 		return nil, err
@@ -201,7 +251,8 @@ func (g *globalOptions) reconciler(st *state.Dir, timeout time.Duration) (*recon
 		return nil, err
 	}
 	return &reconcile.Reconciler{
-		State: st, Records: recs, Cluster: c, Timeout: timeout,
+		State:   reconcile.DirDeclarations{Dir: d, Location: st.String()},
+		Records: recs, Cluster: c, Timeout: timeout,
 		Progress: g.printEvent,
 	}, nil
 }

@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"sigs.k8s.io/yaml"
+
+	"github.com/charter-sh/charter/reconcile"
+	"github.com/charter-sh/charter/source"
+	"github.com/charter-sh/charter/source/webhook"
+)
+
+// sourceFlags are the non-secret source settings; secrets come from the
+// environment only, so they never show in `ps` or shell history.
+type sourceFlags struct {
+	endpoint              string
+	region                string
+	insecureIgnoreHostKey bool
+}
+
+func (s *sourceFlags) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&s.endpoint, "s3-endpoint", "", "S3 endpoint for s3:// locations (e.g. http://127.0.0.1:9000 for MinIO; default AWS)")
+	f.StringVar(&s.region, "s3-region", "", "S3 region for s3:// locations")
+	f.BoolVar(&s.insecureIgnoreHostKey, "insecure-ignore-host-key", false, "git over ssh: do not check the server's host key (unsafe)")
+}
+
+// sourceOptions builds source options: credentials from the environment.
+//
+//	CHARTER_GIT_USERNAME, CHARTER_GIT_PASSWORD, CHARTER_GIT_TOKEN   git over https
+//	CHARTER_SSH_KEY, CHARTER_SSH_KEY_PASSPHRASE, CHARTER_SSH_KNOWN_HOSTS   git over ssh
+//	AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (or CHARTER_S3_ACCESS_KEY, CHARTER_S3_SECRET_KEY)   buckets
+func (s *sourceFlags) sourceOptions(cacheDir string) source.Options {
+	env := func(names ...string) string {
+		for _, n := range names {
+			if v := os.Getenv(n); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	return source.Options{
+		CacheDir: cacheDir,
+		Credentials: source.Credentials{
+			Username:              env("CHARTER_GIT_USERNAME"),
+			Password:              env("CHARTER_GIT_PASSWORD"),
+			Token:                 env("CHARTER_GIT_TOKEN"),
+			SSHKeyFile:            env("CHARTER_SSH_KEY"),
+			SSHKeyPassphrase:      env("CHARTER_SSH_KEY_PASSPHRASE"),
+			KnownHostsFile:        env("CHARTER_SSH_KNOWN_HOSTS"),
+			InsecureIgnoreHostKey: s.insecureIgnoreHostKey,
+			AccessKey:             env("CHARTER_S3_ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
+			SecretKey:             env("CHARTER_S3_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
+		},
+		Endpoint: s.endpoint,
+		Region:   s.region,
+	}
+}
+
+// defaultCacheDir is where sources and stores keep their working copies.
+func defaultCacheDir() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("find cache dir: %w", err)
+	}
+	return filepath.Join(dir, "charter", "sources"), nil
+}
+
+// daemonConfig is the --config file.
+type daemonConfig struct {
+	APIVersion string         `json:"apiVersion,omitempty"`
+	Kind       string         `json:"kind,omitempty"`
+	Interval   string         `json:"interval,omitempty"`
+	Listen     string         `json:"listen,omitempty"`
+	Sources    []configSource `json:"sources"`
+}
+
+type configSource struct {
+	Name              string `json:"name,omitempty"`
+	URL               string `json:"url"`
+	Interval          string `json:"interval,omitempty"`
+	AllowEmpty        bool   `json:"allowEmpty,omitempty"`
+	WebhookSecretFile string `json:"webhookSecretFile,omitempty"`
+}
+
+// watchedSource is one source as configured.
+type watchedSource struct {
+	name       string
+	location   string
+	interval   time.Duration
+	allowEmpty bool
+	secret     string
+}
+
+var nameRE = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// sourceName derives a webhook name from a location: its last path
+// element, lowercased (repo.git → repo).
+func sourceName(loc string) string {
+	l := source.Redact(loc)
+	l, _, _ = strings.Cut(l, "?")
+	if i := strings.Index(l, "://"); i >= 0 {
+		l = l[i+3:]
+	}
+	if i := strings.Index(l, "//"); i >= 0 { // a sub-path: name the repository
+		l = l[:i]
+	}
+	l = strings.TrimSuffix(filepath.Base(strings.TrimSuffix(l, "/")), ".git")
+	n := strings.Trim(nameRE.ReplaceAllString(strings.ToLower(l), "-"), "-")
+	if n == "" {
+		return "state"
+	}
+	return n
+}
+
+func readSecret(file string) (string, error) {
+	if file == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("read webhook secret: %w", err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("webhook secret file %s is empty", file)
+	}
+	return s, nil
+}
+
+// watchedSources merges --config, --source and the --state default.
+func (g *globalOptions) watchedSources(o *daemonRunOptions) ([]watchedSource, string, error) {
+	var out []watchedSource
+	listen := o.listen
+	if o.config != "" {
+		b, err := os.ReadFile(o.config)
+		if err != nil {
+			return nil, "", fmt.Errorf("read daemon config: %w", err)
+		}
+		var cfg daemonConfig
+		if err := yaml.UnmarshalStrict(b, &cfg); err != nil {
+			return nil, "", fmt.Errorf("daemon config %s: %w", o.config, err)
+		}
+		if listen == "" {
+			listen = cfg.Listen
+		}
+		for i, cs := range cfg.Sources {
+			if cs.URL == "" {
+				return nil, "", fmt.Errorf("daemon config %s: source %d has no url", o.config, i+1)
+			}
+			w := watchedSource{name: cs.Name, location: cs.URL, allowEmpty: cs.AllowEmpty}
+			if cs.Interval != "" {
+				d, err := time.ParseDuration(cs.Interval)
+				if err != nil {
+					return nil, "", fmt.Errorf("daemon config %s: source %s: interval: %w", o.config, source.Redact(cs.URL), err)
+				}
+				w.interval = d
+			}
+			if w.secret, err = readSecret(cs.WebhookSecretFile); err != nil {
+				return nil, "", err
+			}
+			out = append(out, w)
+		}
+	}
+	flagSecret, err := readSecret(o.secretFile)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, s := range o.sources {
+		w := watchedSource{location: s, allowEmpty: o.allowEmpty, secret: flagSecret}
+		if name, loc, ok := strings.Cut(s, "="); ok && !strings.Contains(name, "/") && !strings.Contains(name, ":") {
+			w.name, w.location = name, loc
+		}
+		out = append(out, w)
+	}
+	if len(out) == 0 {
+		loc, err := g.stateLocation()
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, watchedSource{location: loc, allowEmpty: o.allowEmpty, secret: flagSecret})
+	}
+	seen := map[string]bool{}
+	for i := range out {
+		if source.KindOf(out[i].location, isGitRepo) == source.KindDir {
+			abs, err := filepath.Abs(localPath(out[i].location))
+			if err != nil {
+				return nil, "", err
+			}
+			out[i].location = abs
+		}
+		if out[i].name == "" {
+			out[i].name = sourceName(out[i].location)
+		}
+		for seen[out[i].name] {
+			out[i].name += "-2"
+		}
+		seen[out[i].name] = true
+	}
+	return out, listen, nil
+}
+
+func runDaemon(ctx context.Context, g *globalOptions, o *daemonRunOptions) error {
+	watched, listen, err := g.watchedSources(o)
+	if err != nil {
+		return err
+	}
+	cache := o.cacheDir
+	if cache == "" {
+		if cache, err = defaultCacheDir(); err != nil {
+			return err
+		}
+	}
+	opts := g.src.sourceOptions(cache)
+	opts.Debounce = o.debounce
+	c, err := g.clusterClient()
+	if err != nil {
+		return err
+	}
+	recs, err := g.records()
+	if err != nil {
+		return err
+	}
+	log := g.logger(o.jsonLogs)
+	var srcs []reconcile.Watched
+	var locations []string
+	byName := map[string]watchedSource{}
+	for _, w := range watched {
+		s, err := openSource(w.location, opts)
+		if err != nil {
+			return err
+		}
+		if cl, ok := s.(source.Closer); ok {
+			defer cl.Close()
+		}
+		srcs = append(srcs, reconcile.Watched{Source: s, Interval: w.interval, AllowEmpty: w.allowEmpty})
+		locations = append(locations, s.String())
+		w.location = s.String()
+		byName[w.name] = w
+	}
+	set := reconcile.NewSourceSet(locations)
+	r := &reconcile.Reconciler{State: set, Records: recs, Cluster: c, Timeout: o.timeout, Log: log}
+	if err := pingWithRetry(ctx, c); err != nil {
+		return err
+	}
+	if err := ensureNS(ctx, g); err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	d := &reconcile.Daemon{
+		Reconciler: r, Set: set, Sources: srcs, Interval: o.interval, Workers: o.workers,
+		Heartbeat: &reconcile.Heartbeat{Client: c.Typed, Namespace: g.recordsNS, Identity: fmt.Sprintf("%s-%d", host, os.Getpid())},
+	}
+	if listen != "" {
+		stop, err := serveDaemonHTTP(ctx, listen, d, byName, log.Info)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	return d.Run(ctx)
+}
+
+// serveDaemonHTTP serves webhooks and health endpoints on addr.
+func serveDaemonHTTP(ctx context.Context, addr string, d *reconcile.Daemon, byName map[string]watchedSource, logf func(string, ...any)) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/hooks/", &webhook.Handler{
+		Secrets: func(name string) (string, bool) {
+			w, ok := byName[name]
+			if !ok || w.secret == "" {
+				return "", false // no secret configured: webhooks refused
+			}
+			return w.secret, true
+		},
+		Trigger: func(name string) {
+			if w, ok := byName[name]; ok {
+				logf("webhook", "source", w.location)
+				d.Trigger(w.location)
+			}
+		},
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		for _, st := range d.Status() {
+			if st.Revision == "" {
+				http.Error(w, "source not fetched yet: "+st.Source, http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logf("http server stopped", "error", err.Error())
+		}
+	}()
+	logf("listening", "addr", ln.Addr().String())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
+}
