@@ -47,9 +47,12 @@ type Daemon struct {
 	Reconciler *Reconciler // its State must be Set
 	Set        *SourceSet
 	Sources    []Watched
-	// Interval between full resyncs (which also correct drift) and default
-	// poll interval. Default 1m.
+	// Interval is the default poll interval of sources. Default 1m. A poll
+	// that finds nothing new costs the cluster nothing.
 	Interval time.Duration
+	// Resync is the interval between full passes over every release, which
+	// dry-run every object and so correct drift. Default 10m.
+	Resync time.Duration
 	// Workers bounds how many releases are reconciled at once. Default 4.
 	Workers int
 	// Heartbeat, when set, is renewed so CLIs know a daemon serves the sources.
@@ -97,9 +100,12 @@ type pass struct {
 // every Interval until ctx is cancelled. It returns nil on cancellation
 // after in-flight work ends.
 func (d *Daemon) Run(ctx context.Context) error {
-	interval, workers := d.Interval, d.Workers
+	interval, resyncEvery, workers := d.Interval, d.Resync, d.Workers
 	if interval <= 0 {
 		interval = time.Minute
+	}
+	if resyncEvery <= 0 {
+		resyncEvery = 10 * time.Minute
 	}
 	if workers <= 0 {
 		workers = 4
@@ -131,10 +137,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for _, w := range d.Sources {
 		locations = append(locations, w.Source.String())
 	}
-	log.Info("daemon started", "sources", locations, "interval", interval.String(), "workers", workers)
+	log.Info("daemon started", "sources", locations, "interval", interval.String(), "resync", resyncEvery.String(), "workers", workers)
 
 	var (
-		resync     = time.NewTicker(interval)
+		resync     = time.NewTicker(resyncEvery)
 		beat       = time.NewTicker(HeartbeatEvery)
 		running    bool
 		queued     *pass

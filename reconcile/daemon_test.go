@@ -89,7 +89,7 @@ func (f *fixture) daemon(t *testing.T, interval time.Duration, allowEmpty bool) 
 	t.Cleanup(func() { src.Close() })
 	set := NewSourceSet([]string{src.String()})
 	f.recon.State = set
-	return &Daemon{Reconciler: f.recon, Set: set, Interval: interval, Workers: 2,
+	return &Daemon{Reconciler: f.recon, Set: set, Interval: interval, Resync: interval, Workers: 2,
 		Sources: []Watched{{Source: src, AllowEmpty: allowEmpty}}}
 }
 

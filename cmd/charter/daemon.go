@@ -114,6 +114,7 @@ type daemonRunOptions struct {
 	sources    []string
 	config     string
 	interval   time.Duration
+	resync     time.Duration
 	debounce   time.Duration
 	workers    int
 	timeout    time.Duration
@@ -135,8 +136,8 @@ func newDaemonCmd(g *globalOptions) *cobra.Command {
 S3/MinIO/GCS bucket — reconciles every release, then follows changes: folders are watched
 (debounced, so the burst of an svn up is one pass), git and buckets are polled every
 --interval (a poll that finds nothing new fetches and renders nothing) or fetched at once
-when a webhook arrives on --listen (POST /hooks/NAME). Every --interval all releases are
-resynced, which also corrects drift. SIGTERM or Ctrl-C stops it after in-flight work ends.
+when a webhook arrives on --listen (POST /hooks/NAME). Every --resync-interval all releases
+are resynced, which also corrects drift. SIGTERM or Ctrl-C stops it after in-flight work ends.
 
 Without --source or --config, the --state location is the one source. A release declared
 in two sources is an error reported for both; neither copy is applied. Credentials come
@@ -153,7 +154,8 @@ from the environment (see docs/sources.md), never from flags.`,
 	f := run.Flags()
 	f.StringArrayVar(&o.sources, "source", nil, "a source to follow: folder, git URL or bucket URL (repeatable; NAME=URL names its webhook)")
 	f.StringVar(&o.config, "config", "", "daemon config file (sources with per-source settings)")
-	f.DurationVar(&o.interval, "interval", time.Minute, "poll and full resync interval (drift correction)")
+	f.DurationVar(&o.interval, "interval", time.Minute, "poll interval of git and bucket sources (an idle poll costs the cluster nothing)")
+	f.DurationVar(&o.resync, "resync-interval", 10*time.Minute, "full resync of every release: dry-runs every object, correcting drift")
 	f.DurationVar(&o.debounce, "debounce", 500*time.Millisecond, "folder sources: quiet time after a change before fetching (an svn up is one change)")
 	f.IntVar(&o.workers, "workers", 4, "releases reconciled concurrently")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "health wait per release")

@@ -257,7 +257,7 @@ func runDaemon(ctx context.Context, g *globalOptions, o *daemonRunOptions) error
 	}
 	host, _ := os.Hostname()
 	d := &reconcile.Daemon{
-		Reconciler: r, Set: set, Sources: srcs, Interval: o.interval, Workers: o.workers,
+		Reconciler: r, Set: set, Sources: srcs, Interval: o.interval, Resync: o.resync, Workers: o.workers,
 		Heartbeat: &reconcile.Heartbeat{Client: c.Typed, Namespace: g.recordsNS, Identity: fmt.Sprintf("%s-%d", host, os.Getpid())},
 	}
 	if listen != "" {

@@ -60,6 +60,7 @@ type StatusView struct {
 	ChartRef       string         `json:"chartRef"`
 	AppVersion     string         `json:"appVersion,omitempty"`
 	LastApplied    time.Time      `json:"lastApplied"`
+	Source         string         `json:"source,omitempty"`
 	SourceRevision string         `json:"sourceRevision,omitempty"`
 	Declared       bool           `json:"declared"`
 	Objects        []ObjectStatus `json:"objects"`
@@ -102,7 +103,7 @@ func (g *globalOptions) status(ctx context.Context, name string) (*StatusView, e
 	v := &StatusView{
 		Name: rev.Release, Namespace: rev.Namespace, Status: string(rev.Status), Message: rev.Message,
 		Revision: rev.Revision, Chart: rev.ChartName, ChartVersion: rev.ChartVersion, ChartRef: rev.Chart,
-		AppVersion: rev.AppVersion, LastApplied: rev.LastDeployed, SourceRevision: rev.SourceRevision, Declared: declared,
+		AppVersion: rev.AppVersion, LastApplied: rev.LastDeployed, Source: rev.Source, SourceRevision: rev.SourceRevision, Declared: declared,
 	}
 	v.Objects, v.LocatedAt = g.objectStatuses(ctx, rev.Inventory)
 	return v, nil
@@ -206,6 +207,9 @@ func printStatus(w io.Writer, v *StatusView) {
 		fmt.Fprintf(tw, "Revision:\t%d\n", v.Revision)
 		fmt.Fprintf(tw, "Chart:\t%s#%s (%s)\n", v.Chart, v.ChartVersion, v.ChartRef)
 		fmt.Fprintf(tw, "Last applied:\t%s\n", v.LastApplied.Local().Format(time.RFC3339))
+	}
+	if v.Source != "" {
+		fmt.Fprintf(tw, "Source:\t%s\n", v.Source)
 	}
 	if v.SourceRevision != "" {
 		fmt.Fprintf(tw, "Source revision:\t%s\n", v.SourceRevision)
@@ -349,6 +353,7 @@ type DeploymentRow struct {
 	Status         string    `json:"status"`
 	Revision       int       `json:"revision"`
 	Updated        time.Time `json:"updated,omitempty"`
+	Source         string    `json:"source,omitempty"`
 	SourceRevision string    `json:"sourceRevision,omitempty"`
 	Declared       bool      `json:"declared"`
 }
@@ -389,7 +394,7 @@ func (g *globalOptions) deployments(ctx context.Context) ([]DeploymentRow, error
 		if row.Status != "declaration unreadable" {
 			row.Status = string(r.Status)
 		}
-		row.Updated, row.SourceRevision = r.LastDeployed, r.SourceRevision
+		row.Updated, row.Source, row.SourceRevision = r.LastDeployed, r.Source, r.SourceRevision
 	}
 	out := make([]DeploymentRow, 0, len(rows))
 	for _, r := range rows {

@@ -177,21 +177,23 @@ func TestGitWorkflow(t *testing.T) {
 	_ = d
 }
 
-// (b) An SVN shop: `svn commit` from one working copy, `svn up` in the
-// watched checkout → converged; the CLI commits with --commit.
+// (b) An SVN shop (repository served by svnserve): `svn commit` from one
+// working copy, `svn up` in the watched checkout → converged; the CLI
+// commits with --commit.
 func TestSVNWorkflow(t *testing.T) {
 	needTool(t, "svnadmin")
 	needTool(t, "svn")
 	c := newCLI(t)
 	repo := filepath.Join(t.TempDir(), "repo")
 	sh(t, "", "svnadmin", "create", repo)
+	url := serveSVN(t, repo)
 	wcA := filepath.Join(t.TempDir(), "wc-a")
-	sh(t, "", "svn", "checkout", "file://"+repo, wcA)
+	sh(t, "", "svn", "checkout", url, wcA)
 	seedState(t, wcA, c.ns, "ledger", "one")
 	sh(t, wcA, "svn", "add", "--force", ".")
 	sh(t, wcA, "svn", "commit", "-m", "add ledger")
 	watched := filepath.Join(t.TempDir(), "watched")
-	sh(t, "", "svn", "checkout", "file://"+repo, watched)
+	sh(t, "", "svn", "checkout", url, watched)
 
 	c.state = watched
 	c.startDaemon(t, "--interval", "30s")
@@ -206,9 +208,44 @@ func TestSVNWorkflow(t *testing.T) {
 
 	// The CLI commits its own change with --commit.
 	c.ok("redeploy", "--commit", "--no-wait", "--set", "message=three", "ledger")
-	log := sh(t, watched, "svn", "log", "-l", "1", "file://"+repo)
+	log := sh(t, watched, "svn", "log", "-l", "1", url)
 	mustContain(t, log, "redeploy ledger")
 	c.eventually(t, "ledger three applied", 30*time.Second, func() bool { return strings.Contains(c.message("ledger"), "three") })
+}
+
+// serveSVN serves repo with svnserve on 127.0.0.1 (anonymous write, as a
+// test server) and returns its svn:// URL.
+func serveSVN(t *testing.T, repo string) string {
+	t.Helper()
+	needTool(t, "svnserve")
+	conf := "[general]\nanon-access = write\nauth-access = write\n"
+	if err := os.WriteFile(filepath.Join(repo, "conf", "svnserve.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	cmd := exec.Command("svnserve", "-d", "--foreground", "-r", filepath.Dir(repo), "--listen-host", "127.0.0.1", "--listen-port", port)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", "127.0.0.1:"+port)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("svnserve did not start: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "svn://127.0.0.1:" + port + "/" + filepath.Base(repo)
 }
 
 // (b) The same with Bazaar: commit in a branch, `brz update` in the watched checkout.
