@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 include hack/tools.mk
 
-.PHONY: all build test unit e2e demo demo-down vet fmt clean
+.PHONY: all build test unit e2e demo demo-down vet fmt clean bench-sources
 
 all: build
 
@@ -18,6 +18,9 @@ unit: ## tests that need no control plane (e2e tests skip with -short)
 
 test: tools ## every test: unit and e2e against a real control plane the suite starts
 	CHARTER_E2E=1 $(GO) test ./... -count=1 -timeout 45m
+
+bench-sources: tools ## change → converged latency per source kind, and the cost of an idle git poll
+	CHARTER_E2E=1 $(GO) test ./reconcile/ -run '^$$' -bench 'ChangeToConverged|IdleGitPoll' -benchtime 20x -count=1
 
 vet:
 	$(GO) vet ./...
