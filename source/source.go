@@ -168,3 +168,11 @@ func Redact(location string) string {
 	}
 	return u.String()
 }
+
+var urlInText = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>]+`)
+
+// RedactText redacts every URL inside free text, such as a tool's error
+// output, and folds it onto one line.
+func RedactText(text string) string {
+	return strings.Join(strings.Fields(urlInText.ReplaceAllStringFunc(text, Redact)), " ")
+}

@@ -1,6 +1,9 @@
 package source
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestKindOf(t *testing.T) {
 	isRepo := func(p string) bool { return p == "/srv/repo.git" }
@@ -37,5 +40,16 @@ func TestRedact(t *testing.T) {
 		if got := Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestRedactText(t *testing.T) {
+	in := "svn: E170013: Unable to connect to a repository at URL\n 'https://bob:hunter2@svn.example.com/repo?token=abc'"
+	got := RedactText(in)
+	if strings.Contains(got, "hunter2") || strings.Contains(got, "token=abc") || strings.Contains(got, "\n") {
+		t.Errorf("RedactText = %q: credentials or a line break survive", got)
+	}
+	if !strings.Contains(got, "svn.example.com/repo") {
+		t.Errorf("RedactText = %q lost the location", got)
 	}
 }

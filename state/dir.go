@@ -537,5 +537,5 @@ func within(root, p string) bool {
 }
 
 func (d *Dir) lock(ctx context.Context) (func(), error) {
-	return lockFile(ctx, filepath.Join(d.root, lockName))
+	return LockFile(ctx, filepath.Join(d.root, lockName))
 }

@@ -11,11 +11,11 @@ import (
 	"time"
 )
 
-// lockFile takes an exclusive flock(2) on path (creating it if needed),
+// LockFile takes an exclusive flock(2) on path (creating it if needed),
 // waiting until it is free or ctx is done. flock locks belong to the open
 // file, so two goroutines of one process exclude each other as two
 // processes do. The returned function releases the lock.
-func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+func LockFile(ctx context.Context, path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock state: %w", err)

@@ -7,8 +7,8 @@ import (
 	"errors"
 )
 
-// lockFile is not implemented on this platform: writes to a state
+// LockFile is not implemented on this platform: writes to a state
 // directory need flock(2).
-func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+func LockFile(ctx context.Context, path string) (unlock func(), err error) {
 	return nil, errors.New("lock state: file locking is not supported on this platform")
 }

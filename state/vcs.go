@@ -273,12 +273,10 @@ func vcsRun(ctx context.Context, dir, name string, args ...string) (stdout, stde
 	return strings.TrimSpace(out.String()), strings.TrimSpace(errb.String()), err
 }
 
-var vcsURL = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>]+`)
-
 // vcsError is a tool's failure as one line: what ran, then its error
 // output with URLs redacted (never a credential), cut to 400 bytes.
 func vcsError(what, stderr string, err error) error {
-	msg := strings.Join(strings.Fields(vcsURL.ReplaceAllStringFunc(stderr, source.Redact)), " ")
+	msg := source.RedactText(stderr)
 	if len(msg) > 400 {
 		msg = msg[:400] + "…"
 	}

@@ -134,11 +134,9 @@ func runTool(ctx context.Context, timeout time.Duration, name string, args ...st
 	return strings.TrimSpace(out.String()), strings.TrimSpace(errb.String()), err
 }
 
-var urlRE = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>]+`)
-
 // toolError is a one-line error from a tool's stderr, URLs redacted.
 func toolError(what, stderr string, err error) error {
-	msg := strings.Join(strings.Fields(urlRE.ReplaceAllStringFunc(stderr, source.Redact)), " ")
+	msg := source.RedactText(stderr)
 	if len(msg) > 300 {
 		msg = msg[:300] + "…"
 	}

@@ -585,7 +585,7 @@ func (s *Store) saveManifest(m *manifest) error {
 // processes.
 func (s *Store) lock(ctx context.Context) (func(), error) {
 	s.mu.Lock()
-	unlockFile, err := lockFile(ctx, filepath.Join(s.root, "lock"))
+	unlockFile, err := state.LockFile(ctx, filepath.Join(s.root, "lock"))
 	if err != nil {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("lock %s: %w", s, err)
