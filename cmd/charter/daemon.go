@@ -12,6 +12,7 @@ import (
 
 	"github.com/charter-sh/charter/reconcile"
 	"github.com/charter-sh/charter/source"
+	"github.com/charter-sh/charter/state"
 )
 
 func newInitCmd(g *globalOptions) *cobra.Command {
@@ -30,7 +31,9 @@ func newInitCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := st.Dir(cmd.Context()); err != nil {
+			// Publish the state's skeleton (charter.yaml) to git and buckets;
+			// a folder is written in place (and committed with --commit).
+			if _, err := st.Edit(cmd.Context(), "init charter state", func(d *state.Dir) error { return nil }); err != nil {
 				return err
 			}
 			cf, err := configFile()

@@ -345,3 +345,18 @@ func TestWebhookTriggersImmediateReconcile(t *testing.T) {
 	c.eventually(t, "hooked after applied via webhook", 30*time.Second, func() bool { return strings.Contains(c.message("hooked"), "after") })
 	t.Logf("webhook → converged in %s", time.Since(start).Round(time.Millisecond))
 }
+
+// charter init on an empty git repository publishes the state's marker.
+func TestInitPublishesAGitState(t *testing.T) {
+	needTool(t, "git")
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	remote := filepath.Join(t.TempDir(), "state.git")
+	sh(t, "", "git", "init", "-q", "--bare", "-b", "main", remote)
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"init", "--state", "file://" + remote}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("init: exit %d: %s", code, errb.String())
+	}
+	mustContain(t, sh(t, "", "git", "--git-dir", remote, "log", "--format=%s", "main"), "init charter state")
+	mustContain(t, sh(t, "", "git", "--git-dir", remote, "ls-tree", "--name-only", "main"), "charter.yaml")
+}
