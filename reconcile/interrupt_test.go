@@ -87,13 +87,41 @@ func TestInterruptedReconcileStaysPendingAndIsRetried(t *testing.T) {
 		t.Errorf("after retry: revision %d %s %q, want revision 2 failed naming the Deployment", last.Revision, last.Status, last.Message)
 	}
 
-	// A recorded failure of this very desired state is not retried by a
-	// change-driven pass (no hot loop); a full resync would.
+	// A timed-out health wait may pass on its own: it is recorded as
+	// retryable, and the next change-driven pass (the daemon's backoff
+	// retry) tries again.
+	if !last.Retryable {
+		t.Error("a health-wait timeout was recorded as permanent")
+	}
+	if _, err := f.recon.Reconcile(context.Background(), "stuck", Options{OnlyIfChanged: true}); err == nil {
+		t.Fatal("retry of a stuck release succeeded")
+	}
+	if last, _ = f.recs.Last(context.Background(), "stuck"); last.Revision != 3 {
+		t.Errorf("retryable failure not retried: last revision %d, want 3", last.Revision)
+	}
+
+	// A permanent failure (the API server rejects the object) is not
+	// retried by change-driven passes (no hot loop).
+	tpl := filepath.Join(f.dir.Root(), "charts", "stuck", "templates", "deploy.yaml")
+	b, err := os.ReadFile(tpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tpl, []byte(strings.Replace(string(b), "image: busybox}", "image: busybox, imagePullPolicy: Bogus}", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.recon.Reconcile(context.Background(), "stuck", Options{OnlyIfChanged: true}); err == nil {
+		t.Fatal("an object the API server rejects was applied")
+	}
+	last, _ = f.recs.Last(context.Background(), "stuck")
+	if last.Retryable || last.Status != record.StatusFailed {
+		t.Fatalf("rejected object: %s retryable=%v, want a permanent failure", last.Status, last.Retryable)
+	}
 	res, err = f.recon.Reconcile(context.Background(), "stuck", Options{OnlyIfChanged: true})
 	if err != nil || res.Action != "failed" {
-		t.Errorf("change-driven pass over a failed release: %v, %v; want skipped as failed", res.Action, err)
+		t.Errorf("change-driven pass over a permanent failure: %v, %v; want skipped as failed", res.Action, err)
 	}
-	if h, _ := f.recs.History(context.Background(), "stuck"); len(h) != 2 {
-		t.Errorf("%d revisions, want no new one from the skipped pass", len(h))
+	if again, _ := f.recs.Last(context.Background(), "stuck"); again.Revision != last.Revision {
+		t.Errorf("a skipped pass wrote revision %d", again.Revision)
 	}
 }

@@ -222,9 +222,10 @@ func (r *Reconciler) load(ctx context.Context, ru *run) error {
 		ru.result.Action = "unchanged"
 		ru.result.Revision = ru.deployed.Revision
 	}
-	// A failure of this very desired state was already recorded: do not
-	// hot-loop on it; the next change of declaration or chart retries.
-	if ru.opts.OnlyIfChanged && ru.last != nil && ru.last.Status == record.StatusFailed && ru.last.DesiredDigest == ru.digest {
+	// A permanent failure of this very desired state was already recorded:
+	// do not hot-loop on it; the next change of declaration or chart (or a
+	// full resync) retries. Retryable failures are retried.
+	if ru.opts.OnlyIfChanged && ru.last != nil && ru.last.Status == record.StatusFailed && !ru.last.Retryable && ru.last.DesiredDigest == ru.digest {
 		ru.skip = true
 		ru.result.Action = "failed"
 		ru.result.Revision = ru.last.Revision
@@ -505,9 +506,11 @@ func (r *Reconciler) fail(ctx context.Context, ru *run, err error) {
 	r.emit(Event{Release: ru.name, Action: "failed", Message: err.Error()})
 	r.log().Error("reconcile failed", "release", ru.name, "error", err)
 	ru.result.Action = "failed"
+	var perm *PermanentError
+	retryable := !errors.As(err, &perm)
 	if ru.rev == nil {
 		if ru.last != nil && ru.last.Status == record.StatusFailed && ru.last.DesiredDigest == ru.digest && ru.last.Message == err.Error() {
-			return
+			return // the same failure is already recorded
 		}
 		ru.rev = &record.Revision{Release: ru.name, Namespace: namespaceOf(ru.decl), Chart: ru.decl.Chart,
 			Values: ru.values, DesiredDigest: ru.digest, Source: ru.src.Source, SourceRevision: ru.src.Revision, LastDeployed: time.Now().UTC()}
@@ -519,14 +522,14 @@ func (r *Reconciler) fail(ctx context.Context, ru *run, err error) {
 		if ru.chart != nil {
 			ru.rev.ChartName, ru.rev.ChartVersion, ru.rev.ChartDigest = ru.chart.Chart.Metadata.Name, ru.chart.Chart.Metadata.Version, ru.chart.Digest
 		}
-		ru.rev.Status, ru.rev.Message = record.StatusFailed, err.Error()
+		ru.rev.Status, ru.rev.Message, ru.rev.Retryable = record.StatusFailed, err.Error(), retryable
 		if cerr := r.Records.Create(ctx, ru.rev); cerr != nil {
 			r.log().Error("record failure", "release", ru.name, "error", cerr)
 		}
 		ru.result.Revision = ru.rev.Revision
 		return
 	}
-	ru.rev.Status, ru.rev.Message = record.StatusFailed, err.Error()
+	ru.rev.Status, ru.rev.Message, ru.rev.Retryable = record.StatusFailed, err.Error(), retryable
 	ru.rev.LastDeployed = time.Now().UTC()
 	if uerr := r.Records.Update(ctx, ru.rev); uerr != nil {
 		r.log().Error("record failure", "release", ru.name, "error", uerr)

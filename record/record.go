@@ -72,6 +72,10 @@ type Revision struct {
 	Revision  int    `json:"revision"`
 	Status    Status `json:"status"`
 	Message   string `json:"message,omitempty"`
+	// Retryable marks a failure that may pass on its own (the API server
+	// unreachable, a health wait that timed out); others (a bad chart, a
+	// rejected object) wait for the declaration or chart to change.
+	Retryable bool `json:"retryable,omitempty"`
 
 	Chart        string `json:"chart"` // the reference as declared
 	ChartName    string `json:"chartName"`
