@@ -53,9 +53,10 @@ func newRootCmd(in io.Reader, out, errOut io.Writer) *cobra.Command {
 		Use:   "charter",
 		Short: "GitOps package manager and reconciler for Kubernetes",
 		Long: `charter deploys Helm charts the GitOps way: commands that change things edit the
-declared state (a directory of release declarations), and a reconciler converges the
-cluster to it with server-side apply, pruning and health checks. The cluster keeps the
-record of what was applied, which status, get-values and manifest get read.`,
+declared state (release declarations in a folder, an SVN or Bazaar checkout, a git
+repository or a bucket), and a reconciler converges the cluster to it with server-side
+apply, pruning and health checks. The cluster keeps the record of what was applied,
+which status, get-values and manifest get read.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version,
