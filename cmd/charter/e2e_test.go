@@ -308,3 +308,53 @@ func TestDriftIsCorrected(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// credential add/list/rm against the cluster: the secret is never printed.
+func TestCredentials(t *testing.T) {
+	c := newCLI(t)
+	var out, errb bytes.Buffer
+	full := []string{"--kubeconfig", c.kubeconfig, "--records-namespace", c.ns, "credential", "add", "foo", "-"}
+	if code := run(context.Background(), full, strings.NewReader("s3cr3t-value\n"), &out, &errb); code != 0 {
+		t.Fatalf("credential add: exit %d: %s", code, errb.String())
+	}
+	mustContain(t, out.String(), "Created token-foo")
+	for _, format := range []string{"table", "json", "yaml"} {
+		got := c.ok("credential", "list", "-o", format)
+		mustContain(t, got, "token-foo", "foo")
+		if strings.Contains(got, "s3cr3t-value") {
+			t.Errorf("credential list -o %s prints the secret", format)
+		}
+	}
+	c.fails("credential", "add", "foo", "x", "--name", "token-foo") // taken
+	mustContain(t, c.ok("credential", "rm", "token-foo"), "Removed token-foo")
+	mustContain(t, c.fails("credential", "rm", "token-foo"), `credential "token-foo" not found`)
+}
+
+// repo add/list/rm edit repositories.yaml in the declared state; a
+// repository names a credential that must exist, never its secret.
+func TestRepositories(t *testing.T) {
+	c := newCLI(t)
+	mustContain(t, c.fails("repo", "add", "-c", "token-nope", "https://charts.example.com/stable"), `credential "token-nope" not found`)
+	var out, errb bytes.Buffer
+	full := []string{"--kubeconfig", c.kubeconfig, "--records-namespace", c.ns, "credential", "add", "ci", "-"}
+	if code := run(context.Background(), full, strings.NewReader("the-secret\n"), &out, &errb); code != 0 {
+		t.Fatalf("credential add: %s", errb.String())
+	}
+	mustContain(t, c.ok("repo", "add", "-c", "token-ci", "https://charts.example.com/stable"), "Added stable")
+	mustContain(t, c.ok("repo", "add", "--name", "internal", "s3+http://127.0.0.1:9000/charts"), "Added internal")
+	c.fails("repo", "add", "https://charts.example.com/stable") // same URL again
+	c.fails("repo", "add", "ftp://example.com/x")               // unsupported scheme
+	got := c.ok("repo", "list", "-o", "yaml")
+	mustContain(t, got, "name: stable", "credential: token-ci", "name: internal")
+	file, err := os.ReadFile(filepath.Join(c.state, "repositories.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(file), "the-secret") {
+		t.Error("repositories.yaml holds the secret")
+	}
+	mustContain(t, c.ok("repo", "rm", "internal"), "Removed internal")
+	if strings.Contains(c.ok("repo", "list"), "internal") {
+		t.Error("removed repository still listed")
+	}
+}

@@ -95,6 +95,8 @@ which status, get-values and manifest get read.`,
 		newDiffCmd(g),
 		newReconcileCmd(g),
 		newDaemonCmd(g),
+		newCredentialCmd(g),
+		newRepoCmd(g),
 	)
 	return cmd
 }
