@@ -8,6 +8,7 @@
 //	  releases/NAME.yaml       one Release declaration per release
 //	  charts/NAME-VERSION.tgz  local charts bundled by `charter deploy ./chart`
 //	  values/...               optional values files declarations reference
+//	  repositories.yaml        chart repositories (see Repositories)
 //
 // Humans may edit these files by hand, and the CLI edits them too; the
 // package is written so that both can happen safely:
