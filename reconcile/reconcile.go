@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +28,14 @@ import (
 	"github.com/charter-sh/charter/render"
 	"github.com/charter-sh/charter/state"
 )
+
+// Charts loads charts a declaration names by repository reference
+// (stable/web, example.com/charts/web, https://…/web-1.2.3.tgz), pinned to
+// the declared version and archive digest, enforcing the repository's
+// signature policy.
+type Charts interface {
+	Load(ctx context.Context, dir *state.Dir, ref, version, digest string) (*render.Chart, error)
+}
 
 // Records is where applied revisions are kept.
 type Records interface {
@@ -51,6 +61,9 @@ type Reconciler struct {
 	State   Declarations
 	Records Records
 	Cluster *Cluster
+	// Charts fetches charts from repositories; nil allows only charts in
+	// (or beside) the state.
+	Charts Charts
 
 	// Timeout bounds the health wait of one release (default 5m).
 	Timeout time.Duration
@@ -192,13 +205,9 @@ func (r *Reconciler) loadHistory(ctx context.Context, ru *run) error {
 }
 
 func (r *Reconciler) load(ctx context.Context, ru *run) error {
-	path, err := ru.src.Dir.ResolveChart(ru.decl.Chart)
+	ch, err := r.loadChart(ctx, ru)
 	if err != nil {
-		return &PermanentError{fmt.Errorf("chart %q: %w", ru.decl.Chart, err)}
-	}
-	ch, err := render.Load(path)
-	if err != nil {
-		return &PermanentError{fmt.Errorf("load chart %q: %w", ru.decl.Chart, err)}
+		return err
 	}
 	if ru.decl.Version != "" {
 		c, err := semver.NewConstraint(ru.decl.Version)
@@ -231,6 +240,52 @@ func (r *Reconciler) load(ctx context.Context, ru *run) error {
 		ru.result.Revision = ru.last.Revision
 	}
 	return nil
+}
+
+// loadChart loads the declared chart: a chart folder or archive in (or
+// beside) the state, else a repository reference.
+func (r *Reconciler) loadChart(ctx context.Context, ru *run) (*render.Chart, error) {
+	ref := ru.decl.Chart
+	path, perr := ru.src.Dir.ResolveChart(ref)
+	if perr == nil {
+		if _, err := os.Stat(path); err == nil {
+			ch, err := render.Load(path)
+			if err != nil {
+				return nil, &PermanentError{fmt.Errorf("load chart %q: %w", ref, err)}
+			}
+			return ch, nil
+		}
+	}
+	if r.Charts == nil {
+		if perr != nil {
+			return nil, &PermanentError{fmt.Errorf("chart %q: %w", ref, perr)}
+		}
+		return nil, &PermanentError{fmt.Errorf("chart %q not found in the state", ref)}
+	}
+	ch, err := r.Charts.Load(ctx, ru.src.Dir, ref, ru.decl.Version, ru.decl.Digest)
+	if err != nil {
+		// Unreachable repositories pass; a bad digest, signature or chart does not.
+		if ctx.Err() == nil && isTransientFetch(err) {
+			return nil, fmt.Errorf("chart %q: %w", ref, err)
+		}
+		return nil, &PermanentError{fmt.Errorf("chart %q: %w", ref, err)}
+	}
+	return ch, nil
+}
+
+// isTransientFetch tells network trouble from a verdict on the chart.
+func isTransientFetch(err error) bool {
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	msg := err.Error()
+	for _, s := range []string{"connection refused", "timeout", "no such host", "502 ", "503 ", "504 "} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // DesiredDigest identifies everything that decides the rendered output of a

@@ -15,7 +15,7 @@ import (
 
 // Marshal returns the canonical YAML form of r, as charter writes a new
 // declaration or params file: the fields in the order apiVersion, kind, name,
-// namespace, chart, version, chartPath, valuesFiles, values; empty fields
+// namespace, chart, version, digest, chartPath, valuesFiles, values; empty fields
 // left out; values keys sorted; two-space indentation. It neither validates
 // r nor fills in defaults. The output is checked to parse back (with Parse)
 // to r, so a value is never written in a form that reads differently (for
@@ -94,6 +94,8 @@ func stringField(r *Release, f string) string {
 		return r.Chart
 	case "version":
 		return r.Version
+	case "digest":
+		return r.Digest
 	case "chartPath":
 		return r.ChartPath
 	}

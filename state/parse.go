@@ -122,6 +122,8 @@ func parseField(r *Release, k, v *yaml.Node) error {
 		r.Chart = s
 	case "version":
 		r.Version = s
+	case "digest":
+		r.Digest = s
 	case "chartPath":
 		r.ChartPath = s
 	}

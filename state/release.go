@@ -31,20 +31,24 @@ const (
 // and namespace, with which values. It is the in-memory form of a file in
 // STATE/releases/ and of a params file.
 type Release struct {
-	APIVersion  string         `json:"apiVersion,omitempty"`
-	Kind        string         `json:"kind,omitempty"`
-	Name        string         `json:"name,omitempty"`
-	Namespace   string         `json:"namespace,omitempty"`
-	Chart       string         `json:"chart,omitempty"`
-	Version     string         `json:"version,omitempty"`
-	ChartPath   string         `json:"chartPath,omitempty"`
+	APIVersion string `json:"apiVersion,omitempty"`
+	Kind       string `json:"kind,omitempty"`
+	Name       string `json:"name,omitempty"`
+	Namespace  string `json:"namespace,omitempty"`
+	Chart      string `json:"chart,omitempty"`
+	Version    string `json:"version,omitempty"`
+	ChartPath  string `json:"chartPath,omitempty"`
+	// Digest pins a chart resolved from a repository: "sha256:<hex>" of the
+	// archive deploy resolved, so the daemon renders exactly that chart
+	// until the declaration changes.
+	Digest      string         `json:"digest,omitempty"`
 	ValuesFiles []string       `json:"valuesFiles,omitempty"`
 	Values      map[string]any `json:"values,omitempty"`
 }
 
 // fieldOrder is the order in which charter writes the fields of a release;
 // it is also the set of fields a declaration may contain.
-var fieldOrder = []string{"apiVersion", "kind", "name", "namespace", "chart", "version", "chartPath", "valuesFiles", "values"}
+var fieldOrder = []string{"apiVersion", "kind", "name", "namespace", "chart", "version", "digest", "chartPath", "valuesFiles", "values"}
 
 func knownField(key string) bool {
 	for _, f := range fieldOrder {

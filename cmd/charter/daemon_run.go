@@ -248,7 +248,11 @@ func runDaemon(ctx context.Context, g *globalOptions, o *daemonRunOptions) error
 		byName[w.name] = w
 	}
 	set := reconcile.NewSourceSet(locations)
-	r := &reconcile.Reconciler{State: set, Records: recs, Cluster: c, Timeout: o.timeout, Log: log}
+	charts, err := g.declared()
+	if err != nil {
+		return err
+	}
+	r := &reconcile.Reconciler{State: set, Records: recs, Cluster: c, Charts: charts, Timeout: o.timeout, Log: log}
 	if err := pingWithRetry(ctx, c); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,9 +13,11 @@ import (
 	"github.com/spf13/cobra"
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 
+	"github.com/charter-sh/charter/credential"
 	"github.com/charter-sh/charter/reconcile"
 	"github.com/charter-sh/charter/record"
 	"github.com/charter-sh/charter/render"
+	"github.com/charter-sh/charter/repo"
 	"github.com/charter-sh/charter/state"
 )
 
@@ -105,30 +108,81 @@ type chartChoice struct {
 	localPath string // absolute path of a bundled local chart
 	chart     *render.Chart
 	archive   []byte // bytes to bundle into the state, when local
+	// version and digest pin a chart resolved from a repository.
+	version string
+	digest  string
 }
 
 // resolveChart finds a chart given on the command line or in a params file:
 // a local chart directory or archive (bundled into the state), or a
 // reference to a chart already in the state.
-func resolveChart(st *state.Dir, ref string) (*chartChoice, error) {
+//
+// Anything else is a repository reference (stable/web, example.com/charts/web,
+// https://…/web-1.2.3.tgz, with an optional #VERSION) resolved with the
+// state's repositories: constraint picks the version ("" = latest stable),
+// and the choice is pinned by exact version and archive digest.
+func (g *globalOptions) resolveChart(ctx context.Context, st *state.Dir, ref, constraint string) (*chartChoice, error) {
 	if ref == "" {
 		return nil, errors.New("no chart given: pass CHART or a params file (-f) that names one")
 	}
 	if _, err := os.Stat(ref); err == nil && (looksLocal(ref) || !insideState(st, ref)) {
 		return loadLocalChart(ref)
 	}
-	p, err := st.ResolveChart(ref)
-	if err != nil {
-		return nil, fmt.Errorf("chart %q: %w", ref, err)
+	if p, err := st.ResolveChart(ref); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			ch, err := render.Load(p)
+			if err != nil {
+				return nil, err
+			}
+			return &chartChoice{ref: ref, chart: ch}, nil
+		}
 	}
-	if _, err := os.Stat(p); err != nil {
-		return nil, fmt.Errorf("chart %q not found (not a local chart directory or archive, nor in the state %s)", ref, st.Root())
+	if looksLocal(ref) {
+		return nil, fmt.Errorf("chart %q not found (no such folder or archive)", ref)
 	}
-	ch, err := render.Load(p)
+	d, err := g.declared()
 	if err != nil {
 		return nil, err
 	}
-	return &chartChoice{ref: ref, chart: ch}, nil
+	res, err := d.Resolve(ctx, st, ref, constraint)
+	if err != nil {
+		return nil, err
+	}
+	if res.Archive == nil {
+		return nil, fmt.Errorf("chart %q: not an archive", ref)
+	}
+	ch, err := render.LoadArchive(ref, bytes.NewReader(res.Archive))
+	if err != nil {
+		return nil, err
+	}
+	name, _, _ := strings.Cut(ref, "#") // the version is pinned separately
+	return &chartChoice{ref: name, chart: ch, version: res.Version, digest: res.Digest}, nil
+}
+
+// declared resolves repository references with the state's repositories
+// and the cluster's credentials (read only when a repository names one).
+func (g *globalOptions) declared() (*repo.Declared, error) {
+	cache, err := defaultCacheDir()
+	if err != nil {
+		return nil, err
+	}
+	client, err := repo.NewClient(repo.ClientOptions{CacheDir: filepath.Join(filepath.Dir(cache), "repos"),
+		BucketOptions: g.src.sourceOptions(cache)})
+	if err != nil {
+		return nil, err
+	}
+	return &repo.Declared{Client: client, Credentials: lazyCredentials{g}}, nil
+}
+
+// lazyCredentials connects to the cluster only when a credential is needed.
+type lazyCredentials struct{ g *globalOptions }
+
+func (l lazyCredentials) Get(ctx context.Context, name string) (*credential.Credential, error) {
+	st, err := l.g.credentials()
+	if err != nil {
+		return nil, err
+	}
+	return st.Get(ctx, name)
 }
 
 // loadLocalChart loads a chart directory or archive on this machine and
@@ -284,7 +338,7 @@ func runDeploy(ctx context.Context, g *globalOptions, o *deployOptions, args []s
 	if err != nil {
 		return err
 	}
-	c, err := resolveChart(st, chartRef)
+	c, err := g.resolveChart(ctx, st, chartRef, firstNonEmpty(o.version, in.version))
 	if err != nil {
 		return err
 	}
@@ -315,7 +369,8 @@ func runDeploy(ctx context.Context, g *globalOptions, o *deployOptions, args []s
 		return d.Create(ctx, &state.Release{
 			APIVersion: "charter.sh/v1", Kind: "Release",
 			Name: name, Namespace: ns, Chart: c.ref,
-			Version:   firstNonEmpty(o.version, in.version),
+			Version:   firstNonEmpty(c.version, o.version, in.version),
+			Digest:    c.digest,
 			ChartPath: c.localPath, Values: in.values,
 		})
 	})
@@ -420,13 +475,17 @@ func runRedeploy(ctx context.Context, g *globalOptions, o *redeployOptions, name
 		return err
 	}
 	var c *chartChoice
+	newVersion := firstNonEmpty(o.version, in.version)
 	switch {
 	case in.chart != "":
-		c, err = resolveChart(st, in.chart)
+		c, err = g.resolveChart(ctx, st, in.chart, newVersion)
 	case decl.ChartPath != "":
-		c, err = resolveChart(st, localChartSource(decl))
+		c, err = g.resolveChart(ctx, st, localChartSource(decl), "")
+	case decl.Digest != "" && newVersion == "":
+		// A pinned repository chart stays exactly what was resolved.
+		c, err = g.pinnedChart(ctx, st, decl)
 	default:
-		c, err = resolveChart(st, decl.Chart)
+		c, err = g.resolveChart(ctx, st, decl.Chart, firstNonEmpty(newVersion, decl.Version))
 	}
 	if err != nil {
 		return err
@@ -457,8 +516,11 @@ func runRedeploy(ctx context.Context, g *globalOptions, o *redeployOptions, name
 			if c.localPath != "" {
 				r.ChartPath = c.localPath
 			}
-			if v := firstNonEmpty(o.version, in.version); v != "" {
-				r.Version = v
+			switch {
+			case c.digest != "":
+				r.Version, r.Digest = c.version, c.digest
+			case newVersion != "":
+				r.Version, r.Digest = newVersion, ""
 			}
 			if in.namespace != "" {
 				r.Namespace = in.namespace
@@ -475,6 +537,20 @@ func runRedeploy(ctx context.Context, g *globalOptions, o *redeployOptions, name
 		return nil
 	}
 	return g.converge(ctx, store, []string{name}, o.timeout)
+}
+
+// pinnedChart loads a declaration's repository chart at its pinned version
+// and digest.
+func (g *globalOptions) pinnedChart(ctx context.Context, st *state.Dir, decl *state.Release) (*chartChoice, error) {
+	d, err := g.declared()
+	if err != nil {
+		return nil, err
+	}
+	ch, err := d.Load(ctx, st, decl.Chart, decl.Version, decl.Digest)
+	if err != nil {
+		return nil, err
+	}
+	return &chartChoice{ref: decl.Chart, chart: ch, version: decl.Version, digest: decl.Digest}, nil
 }
 
 // localChartSource picks where to re-bundle a local chart from: the current
@@ -645,19 +721,23 @@ func (g *globalOptions) waitForDaemon(ctx context.Context, st *state.Dir, names 
 		if err != nil {
 			return err
 		}
-		path, err := st.ResolveChart(d.Chart)
-		if err != nil {
-			return err
-		}
-		ch, err := render.Load(path)
-		if err != nil {
-			return err
+		chartDigest := d.Digest // a pinned repository chart: the archive's digest
+		if chartDigest == "" {
+			path, err := st.ResolveChart(d.Chart)
+			if err != nil {
+				return err
+			}
+			ch, err := render.Load(path)
+			if err != nil {
+				return err
+			}
+			chartDigest = ch.Digest
 		}
 		vals, err := st.ValuesFor(ctx, d)
 		if err != nil {
 			return err
 		}
-		want[n] = reconcile.DesiredDigest(d, ch.Digest, vals)
+		want[n] = reconcile.DesiredDigest(d, chartDigest, vals)
 	}
 	last := map[string]string{}
 	ready := map[string]bool{}

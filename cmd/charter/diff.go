@@ -110,7 +110,12 @@ func runDiff(ctx context.Context, g *globalOptions, o *diffOptions, args []strin
 	var c *chartChoice
 	vals := want.Values
 	if stErr == nil {
-		if c, err = resolveChart(st, chartRef); err != nil {
+		if decl != nil && decl.Digest != "" && chartRef == decl.Chart {
+			c, err = g.pinnedChart(ctx, st, decl)
+		} else {
+			c, err = g.resolveChart(ctx, st, chartRef, "")
+		}
+		if err != nil {
 			return false, err
 		}
 		if vals, err = st.ValuesFor(ctx, want); err != nil {

@@ -97,6 +97,7 @@ which status, get-values and manifest get read.`,
 		newDaemonCmd(g),
 		newCredentialCmd(g),
 		newRepoCmd(g),
+		newSearchCmd(g),
 	)
 	return cmd
 }
@@ -253,9 +254,13 @@ func (g *globalOptions) reconciler(d *state.Dir, st state.Store, timeout time.Du
 	if err != nil {
 		return nil, err
 	}
+	charts, err := g.declared()
+	if err != nil {
+		return nil, err
+	}
 	return &reconcile.Reconciler{
 		State:   reconcile.DirDeclarations{Dir: d, Location: st.String()},
-		Records: recs, Cluster: c, Timeout: timeout,
+		Records: recs, Cluster: c, Charts: charts, Timeout: timeout,
 		Progress: g.printEvent,
 	}, nil
 }
