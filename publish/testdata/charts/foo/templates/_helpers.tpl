@@ -1,0 +1,1 @@
+{{- define "foo.name" -}}{{ .Chart.Name }}{{- end -}}
