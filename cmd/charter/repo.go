@@ -98,7 +98,27 @@ the secret itself is never written to the state.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(add, list, rm)
+	var force bool
+	push := &cobra.Command{
+		Use:     "push CHART.tgz|PATH REPO",
+		Short:   "Release a chart to an added repository (by name or URL), with its credential",
+		Example: `  charter repo push mychart-0.1.0.tgz internal`,
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			d, _, err := g.openState(ctx)
+			if err != nil {
+				return err
+			}
+			r, err := d.Repository(ctx, args[1])
+			if err != nil {
+				return err
+			}
+			return runRelease(ctx, g, &releaseOptions{dest: r.URL, force: force, credential: r.Credential}, args[:1])
+		},
+	}
+	push.Flags().BoolVar(&force, "force", false, "replace a version already released")
+	cmd.AddCommand(add, list, rm, push)
 	return cmd
 }
 

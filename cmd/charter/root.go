@@ -98,6 +98,8 @@ which status, get-values and manifest get read.`,
 		newCredentialCmd(g),
 		newRepoCmd(g),
 		newSearchCmd(g),
+		newPackageCmd(g),
+		newReleaseCmd(g),
 	)
 	return cmd
 }
