@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -478,7 +479,7 @@ func (g *globalOptions) chartUses(ctx context.Context) ([]ChartUse, error) {
 		if r.ChartName == "" {
 			continue
 		}
-		k := r.ChartName + "#" + r.ChartVersion
+		k := chartLabel(r.Chart, r.ChartName) + "#" + r.ChartVersion
 		by[k] = append(by[k], r.Release)
 	}
 	out := make([]ChartUse, 0, len(by))
@@ -528,7 +529,7 @@ func newChartCmd(g *globalOptions) *cobra.Command {
 			var match []ChartUse
 			for _, u := range uses {
 				name, _, _ := strings.Cut(u.Chart, "#")
-				if u.Chart == args[0] || name == args[0] {
+				if u.Chart == args[0] || name == args[0] || path.Base(name) == args[0] {
 					match = append(match, u)
 				}
 			}
@@ -548,4 +549,14 @@ func newChartCmd(g *globalOptions) *cobra.Command {
 	addOutputFlag(get, &getOutput)
 	cmd.AddCommand(list, get)
 	return cmd
+}
+
+// chartLabel names a chart as users refer to it: repo/chart for charts
+// from a repository, the chart's name for charts kept in the state.
+func chartLabel(ref, name string) string {
+	if ref == "" || strings.HasPrefix(ref, "charts/") || strings.HasPrefix(ref, ".") || strings.HasPrefix(ref, "/") || strings.Contains(ref, "://") {
+		return name
+	}
+	ref, _, _ = strings.Cut(ref, "#")
+	return strings.TrimPrefix(strings.TrimPrefix(ref, "helm:"), "charter:")
 }

@@ -113,5 +113,6 @@ func TestWorkflowPrivateRepository(t *testing.T) {
 		return code == 0 && strings.Count(out, `"status": "deployed"`) == 2
 	})
 	out := c.ok("chart", "list")
-	mustContain(t, out, "web#0.1.0", "web#"+snap)
+	mustContain(t, out, "internal/web#0.1.0", "internal/web#"+snap)
+	mustContain(t, c.ok("chart", "get", "internal/web"), "web-final", "web-snapshot")
 }
