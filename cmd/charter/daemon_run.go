@@ -66,6 +66,32 @@ func (s *sourceFlags) sourceOptions(cacheDir string) source.Options {
 	}
 }
 
+// withCredential fills a source's credentials from a cluster credential
+// (charter credential add): for git over http(s) the token and secret are
+// user and password, for buckets the access key and secret key.
+func (g *globalOptions) withCredential(ctx context.Context, opts source.Options, loc, name string) (source.Options, error) {
+	if name == "" {
+		return opts, nil
+	}
+	st, err := g.credentials()
+	if err != nil {
+		return opts, err
+	}
+	c, err := st.Get(ctx, name)
+	if err != nil {
+		return opts, fmt.Errorf("credential for %s: %w", source.Redact(loc), err)
+	}
+	switch source.KindOf(loc, isGitRepo) {
+	case source.KindBucket:
+		opts.AccessKey, opts.SecretKey = c.Token, c.Secret()
+	case source.KindGit:
+		opts.Username, opts.Password, opts.Token = c.Token, c.Secret(), ""
+	default:
+		return opts, fmt.Errorf("%s is a folder: it takes no credential", source.Redact(loc))
+	}
+	return opts, nil
+}
+
 // defaultCacheDir is where sources and stores keep their working copies.
 func defaultCacheDir() (string, error) {
 	dir, err := os.UserCacheDir()
@@ -87,6 +113,7 @@ type daemonConfig struct {
 type configSource struct {
 	Name              string `json:"name,omitempty"`
 	URL               string `json:"url"`
+	Credential        string `json:"credential,omitempty"` // a cluster credential by name
 	Interval          string `json:"interval,omitempty"`
 	AllowEmpty        bool   `json:"allowEmpty,omitempty"`
 	WebhookSecretFile string `json:"webhookSecretFile,omitempty"`
@@ -96,6 +123,7 @@ type configSource struct {
 type watchedSource struct {
 	name       string
 	location   string
+	credential string
 	interval   time.Duration
 	allowEmpty bool
 	secret     string
@@ -157,7 +185,7 @@ func (g *globalOptions) watchedSources(o *daemonRunOptions) ([]watchedSource, st
 			if cs.URL == "" {
 				return nil, "", fmt.Errorf("daemon config %s: source %d has no url", o.config, i+1)
 			}
-			w := watchedSource{name: cs.Name, location: cs.URL, allowEmpty: cs.AllowEmpty}
+			w := watchedSource{name: cs.Name, location: cs.URL, credential: cs.Credential, allowEmpty: cs.AllowEmpty}
 			if cs.Interval != "" {
 				d, err := time.ParseDuration(cs.Interval)
 				if err != nil {
@@ -187,7 +215,7 @@ func (g *globalOptions) watchedSources(o *daemonRunOptions) ([]watchedSource, st
 		if err != nil {
 			return nil, "", err
 		}
-		out = append(out, watchedSource{location: loc, allowEmpty: o.allowEmpty, secret: flagSecret})
+		out = append(out, watchedSource{location: loc, credential: g.stateCredential, allowEmpty: o.allowEmpty, secret: flagSecret})
 	}
 	seen := map[string]bool{}
 	for i := range out {
@@ -235,7 +263,11 @@ func runDaemon(ctx context.Context, g *globalOptions, o *daemonRunOptions) error
 	var locations []string
 	byName := map[string]watchedSource{}
 	for _, w := range watched {
-		s, err := openSource(w.location, opts)
+		sopts, err := g.withCredential(ctx, opts, w.location, w.credential)
+		if err != nil {
+			return err
+		}
+		s, err := openSource(w.location, sopts)
 		if err != nil {
 			return err
 		}

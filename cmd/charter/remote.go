@@ -31,7 +31,10 @@ func (g *globalOptions) openRemoteStore(ctx context.Context, loc string) (state.
 	if err != nil {
 		return nil, err
 	}
-	opts := g.src.sourceOptions(cache)
+	opts, err := g.withCredential(ctx, g.src.sourceOptions(cache), loc, g.stateCredential)
+	if err != nil {
+		return nil, err
+	}
 	switch source.KindOf(loc, isGitRepo) {
 	case source.KindGit:
 		return gitstore.Open(ctx, loc, gitstore.Options{Options: opts, AuthorName: g.authorName, AuthorEmail: g.authorEmail, NoPush: g.noPush})

@@ -30,19 +30,20 @@ var version = "dev"
 
 // globalOptions are the flags every command shares.
 type globalOptions struct {
-	in             io.Reader
-	out, errOut    io.Writer
-	kubeconfig     string
-	kubeContext    string
-	statePath      string
-	recordsNS      string
-	quiet          bool
-	requestTimeout time.Duration
-	commit         bool // dir stores: svn/brz commit each change
-	noPush         bool // git stores: commit locally only
-	authorName     string
-	authorEmail    string
-	src            sourceFlags // git/bucket stores: endpoints, host keys
+	in              io.Reader
+	out, errOut     io.Writer
+	kubeconfig      string
+	kubeContext     string
+	statePath       string
+	recordsNS       string
+	quiet           bool
+	requestTimeout  time.Duration
+	commit          bool // dir stores: svn/brz commit each change
+	noPush          bool // git stores: commit locally only
+	authorName      string
+	authorEmail     string
+	stateCredential string      // a cluster credential for a git or bucket --state
+	src             sourceFlags // git/bucket stores: endpoints, host keys
 
 	cluster *reconcile.Cluster
 }
@@ -75,6 +76,7 @@ which status, get-values and manifest get read.`,
 	f.BoolVar(&g.noPush, "no-push", false, "state in git: commit locally, do not push")
 	f.StringVar(&g.authorName, "author-name", "", "state in git: commit author name (default: git config user.name)")
 	f.StringVar(&g.authorEmail, "author-email", "", "state in git: commit author email (default: git config user.email)")
+	f.StringVar(&g.stateCredential, "state-credential", "", "state in git or a bucket: authenticate with this cluster credential (charter credential add)")
 	g.src.addFlags(f)
 
 	cmd.AddCommand(

@@ -278,14 +278,20 @@ func TestBucketWorkflow(t *testing.T) {
 	c := newCLI(t)
 	endpoint, access, secret := testenv.StartMinIO(t)
 	testenv.MakeBucket(t, endpoint, access, secret, "charter-state")
-	t.Setenv("AWS_ACCESS_KEY_ID", access)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	// The token and secret live in the cluster's credential store; the CLI
+	// and the daemon both name it.
+	var o, e bytes.Buffer
+	if code := run(context.Background(), []string{"--kubeconfig", c.kubeconfig, "--records-namespace", c.ns,
+		"credential", "add", access, "-", "--name", "state-minio"}, strings.NewReader(secret+"\n"), &o, &e); code != 0 {
+		t.Fatalf("credential add: %s", e.String())
+	}
 	c.state = "s3://charter-state/prod"
+	c.fails("--s3-endpoint", endpoint, "deploy", "--no-wait", "-n", "vault", "--namespace", c.ns, exampleChart) // no credential: refused
 	// The CLI creates the bucket content: deploy into the bucket store.
-	c.ok("--s3-endpoint", endpoint, "deploy", "--no-wait", "-n", "vault", "--namespace", c.ns, "--set", "message=sealed", exampleChart)
-	d := c.startDaemon(t, "--s3-endpoint", endpoint, "--interval", "1s")
+	c.ok("--s3-endpoint", endpoint, "--state-credential", "state-minio", "deploy", "--no-wait", "-n", "vault", "--namespace", c.ns, "--set", "message=sealed", exampleChart)
+	d := c.startDaemon(t, "--s3-endpoint", endpoint, "--state-credential", "state-minio", "--interval", "1s")
 	c.eventually(t, "vault applied from the bucket", 90*time.Second, func() bool { return strings.Contains(c.message("vault"), "sealed") })
-	c.ok("--s3-endpoint", endpoint, "redeploy", "--no-wait", "--set", "message=open", "vault")
+	c.ok("--s3-endpoint", endpoint, "--state-credential", "state-minio", "redeploy", "--no-wait", "--set", "message=open", "vault")
 	c.eventually(t, "vault change applied within the poll", 30*time.Second, func() bool { return strings.Contains(c.message("vault"), "open") })
 	if strings.Contains(d.logs(), secret) {
 		t.Error("daemon logs contain the bucket secret")
