@@ -3,8 +3,9 @@
 # usable alone: make -f hack/tools.mk tools
 #
 #   make tools              build etcd, kube-apiserver, kube-controller-manager,
-#                           kube-scheduler, kwok, helm, the kwok stages and the
-#                           MinIO server (bucket tests) into $(TOOLS); skipped
+#                           kube-scheduler, kwok, helm, the kwok stages, the
+#                           MinIO server (bucket tests) and the CNCF
+#                           Distribution registry (oci:// tests) into $(TOOLS); skipped
 #                           when already built at the pinned versions
 #   make controlplane       same as tools
 #   make controlplane-up    start a control plane in the background;
@@ -30,10 +31,12 @@ KWOK_VERSION := v0.8.0
 # MinIO publishes no semver tags: this pseudo-version is the master commit of
 # 2026-02-12 (what @latest resolved to), which builds with the go.mod Go version.
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+# The OCI registry (CNCF Distribution, `registry serve CONFIG`) for oci:// chart tests.
+REGISTRY_VERSION := v3.1.2
 
-TOOLS_VERSIONS := kubernetes=$(KUBE_VERSION) etcd=$(ETCD_VERSION) kwok=$(KWOK_VERSION) helm=$(HELM_VERSION) minio=$(MINIO_VERSION)
+TOOLS_VERSIONS := kubernetes=$(KUBE_VERSION) etcd=$(ETCD_VERSION) kwok=$(KWOK_VERSION) helm=$(HELM_VERSION) minio=$(MINIO_VERSION) registry=$(REGISTRY_VERSION)
 TOOLS_STAMP := $(CHARTER_TOOLS)/versions
-TOOLS_BINARIES := etcd kube-apiserver kube-controller-manager kube-scheduler kwok helm minio
+TOOLS_BINARIES := etcd kube-apiserver kube-controller-manager kube-scheduler kwok helm minio registry
 
 # kwok "fast" stages: nodes become Ready and keep a lease; pods become
 # Running/Ready at once, Job pods complete, deleted pods go away.
@@ -75,6 +78,7 @@ tools-build:
 	GOBIN='$(CHARTER_TOOLS)' $(GO) install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
 	GOBIN='$(CHARTER_TOOLS)' $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
 	GOBIN='$(CHARTER_TOOLS)' $(GO) install github.com/minio/minio@$(MINIO_VERSION)
+	GOBIN='$(CHARTER_TOOLS)' $(GO) install github.com/distribution/distribution/v3/cmd/registry@$(REGISTRY_VERSION)
 	@set -e; \
 	src=$$(cd / && $(GO) mod download -json sigs.k8s.io/kwok@$(KWOK_VERSION) | \
 		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$$/\1/p'); \

@@ -379,10 +379,3 @@ func TestParseRef(t *testing.T) {
 		})
 	}
 }
-
-func TestResolveOCIIsNotSupportedYet(t *testing.T) {
-	ref, _ := ParseRef("oci://r.io/x/y:1.0.0")
-	if _, err := Resolve(context.Background(), newClient(t), ref, "", nil); !errors.Is(err, ErrOCIUnsupported) {
-		t.Fatalf("err = %v", err)
-	}
-}

@@ -114,7 +114,11 @@ func verifyPolicy(dir *state.Dir, policy state.Repository, res *Resolved) error 
 	if err != nil {
 		return fmt.Errorf("repository %s keyring: %w", policy.Name, err)
 	}
-	if err := VerifySignature(res.Archive, res.Prov, keyring, filepath.Base(res.URL)); err != nil {
+	archiveName := filepath.Base(res.URL)
+	if res.Chart != nil { // the name the .prov signs, whatever the URL (oci://…:TAG)
+		archiveName = res.Chart.Name + "-" + res.Chart.Version + ".tgz"
+	}
+	if err := VerifySignature(res.Archive, res.Prov, keyring, archiveName); err != nil {
 		return fmt.Errorf("chart %s from %s: %w", name, policy.Name, err)
 	}
 	return nil

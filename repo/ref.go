@@ -28,7 +28,10 @@ const (
 	RefLocal                       // ./dir, /abs, x.tgz: a local chart folder or archive
 )
 
-// ErrOCIUnsupported is returned by Resolve for oci:// references.
+// ErrOCIUnsupported was returned by Resolve for oci:// references, which
+// are now supported; it is kept for callers that still test for it.
+//
+// Deprecated: Resolve no longer returns it.
 var ErrOCIUnsupported = errors.New("oci references are not supported yet")
 
 // Ref is a parsed chart reference.
@@ -173,7 +176,9 @@ type Resolved struct {
 // names and locations are looked up in repos; a location that matches no
 // added repository is fetched as https://LOCATION without credentials.
 // Direct URLs use the credentials of the added repository with the same
-// origin (https) or bucket, if any. oci:// returns ErrOCIUnsupported.
+// origin (https) or bucket, if any. oci:// references are pulled from the
+// registry with the credentials of the added oci://HOST repository, if any
+// (see oci.go); Digest is then the sha256 of the chart layer.
 func Resolve(ctx context.Context, client *Client, ref Ref, constraint string, repos []Repository) (*Resolved, error) {
 	if ref.Version != "" {
 		if constraint != "" && constraint != ref.Version {
@@ -183,7 +188,7 @@ func Resolve(ctx context.Context, client *Client, ref Ref, constraint string, re
 	}
 	switch ref.Kind {
 	case RefOCI:
-		return nil, fmt.Errorf("chart %s: %w", ref, ErrOCIUnsupported)
+		return resolveOCI(ctx, client, ref, constraint, repos)
 	case RefLocal:
 		return resolveLocal(ref)
 	case RefURL:

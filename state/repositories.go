@@ -31,7 +31,7 @@ const (
 )
 
 // RepositorySchemes are the URL schemes a repository may use.
-var RepositorySchemes = []string{"https", "http", "s3", "gs", "s3+http", "s3+https", "file"}
+var RepositorySchemes = []string{"https", "http", "s3", "gs", "s3+http", "s3+https", "file", "oci"}
 
 // Repository is a chart repository as declared in STATE/repositories.yaml.
 // It never holds a secret: Credential names a credential kept in the

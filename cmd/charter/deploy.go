@@ -156,6 +156,11 @@ func (g *globalOptions) resolveChart(ctx context.Context, st *state.Dir, ref, co
 		return nil, err
 	}
 	name, _, _ := strings.Cut(ref, "#") // the version is pinned separately
+	if strings.HasPrefix(name, "oci://") {
+		if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+			name = name[:i] // oci://…/chart:TAG → oci://…/chart
+		}
+	}
 	return &chartChoice{ref: name, chart: ch, version: res.Version, digest: res.Digest}, nil
 }
 

@@ -72,6 +72,9 @@ func runSearch(ctx context.Context, g *globalOptions, o *searchOptions, pattern 
 	}
 	var results []SearchResult
 	for _, r := range repos {
+		if strings.HasPrefix(r.URL, "oci://") {
+			continue // registries have no index to search; deploy oci://… directly
+		}
 		idx, err := dec.Client.Index(ctx, r)
 		if err != nil {
 			return err
