@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 
 include hack/tools.mk
 
-.PHONY: all build test unit e2e demo demo-down vet fmt clean bench-sources
+.PHONY: all build test unit e2e demo demo-down vet fmt clean bench-sources bench-index
 
 all: build
 
@@ -21,6 +21,9 @@ test: tools ## every test: unit and e2e against a real control plane the suite s
 
 bench-sources: tools ## change → converged latency per source kind, and the cost of an idle git poll
 	CHARTER_E2E=1 $(GO) test ./reconcile/ -run '^$$' -bench 'ChangeToConverged|IdleGitPoll' -benchtime 20x -count=1
+
+bench-index: ## load a generated 30 MiB index.yaml: charter vs Helm's loader (time, memory)
+	$(GO) test ./repo/ -run '^$$' -bench 'LoadIndex' -benchmem -count=1
 
 vet:
 	$(GO) vet ./...

@@ -66,7 +66,7 @@ func (g *globalOptions) packageChart(ctx context.Context, dir, dest string, s *s
 	if err != nil {
 		return "", "", err
 	}
-	fmt.Fprintf(g.out, "Created %s\n", displayPath(archive))
+	fmt.Fprintf(g.out, "Created %s\n", shortPath(archive))
 	if !s.sign {
 		return archive, "", nil
 	}
@@ -81,7 +81,7 @@ func (g *globalOptions) packageChart(ctx context.Context, dir, dest string, s *s
 	if err != nil {
 		return "", "", err
 	}
-	fmt.Fprintf(g.out, "Signed %s\n", displayPath(prov))
+	fmt.Fprintf(g.out, "Signed %s\n", shortPath(prov))
 	return archive, prov, nil
 }
 
@@ -244,4 +244,17 @@ func setChartVersion(path, version string) error {
 		return fmt.Errorf("set version in %s: %w", path, err)
 	}
 	return kyaml.WriteFile(node, path)
+}
+
+// shortPath prints a path relative to the current folder when it is inside
+// it (foo-1.1.2.tgz, dist/foo-1.1.2.tgz), else as it is.
+func shortPath(p string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return p
+	}
+	if rel, err := filepath.Rel(wd, p); err == nil && filepath.IsLocal(rel) {
+		return rel
+	}
+	return p
 }
