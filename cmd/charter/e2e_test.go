@@ -358,3 +358,28 @@ func TestRepositories(t *testing.T) {
 		t.Error("removed repository still listed")
 	}
 }
+
+// history lists revisions; rollback writes an earlier revision's chart and
+// values back into the declared state and converges to it.
+func TestHistoryAndRollback(t *testing.T) {
+	c := newCLI(t)
+	work := t.TempDir()
+	copyDir(t, exampleChart, filepath.Join(work, "hello"))
+	t.Chdir(work)
+	c.ok("deploy", "-n", "roll", "--namespace", c.ns, "--set", "message=one", "./hello")
+	c.ok("redeploy", "--set", "message=two", "roll")
+	mustContain(t, c.message("roll"), "two")
+
+	out := c.ok("history", "roll")
+	mustContain(t, out, "REVISION", "superseded", "deployed", "hello#0.1.0")
+	mustContain(t, c.ok("rollback", "roll"), "Rolled back roll to revision 1")
+	mustContain(t, c.message("roll"), "one")
+	decl, err := os.ReadFile(filepath.Join(c.state, "releases", "roll.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, string(decl), "message: one")
+	mustContain(t, c.ok("status", "roll"), "Revision:", "3", "deployed")
+	c.fails("rollback", "roll", "99")
+	mustContain(t, c.fails("rollback", "nope"), `release "nope" not found`)
+}

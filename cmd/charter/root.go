@@ -102,6 +102,8 @@ which status, get-values and manifest get read.`,
 		newSearchCmd(g),
 		newPackageCmd(g),
 		newReleaseCmd(g),
+		newHistoryCmd(g),
+		newRollbackCmd(g),
 	)
 	return cmd
 }
