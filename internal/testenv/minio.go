@@ -130,23 +130,36 @@ func startMinIO(bin, dir, accessKey, secretKey string, attempt int) (*process, s
 // waitMinIOReady polls the server until it is ready, the process exits or
 // minioStartTimeout passes.
 func waitMinIOReady(p *process, endpoint string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), minioStartTimeout)
+	return waitFor(p, "minio", minioStartTimeout, func(ctx context.Context, client *http.Client) (int, error) {
+		// Ready once the health check says so and the S3 API answers an
+		// anonymous ListBuckets with a refusal rather than 503 (it answers
+		// 503 while its IAM subsystem starts, after the health check passes).
+		status, err := getStatus(ctx, client, endpoint+"/minio/health/ready")
+		if err != nil || status != http.StatusOK {
+			return status, err
+		}
+		status, err = getStatus(ctx, client, endpoint+"/")
+		if err == nil && status == http.StatusForbidden {
+			return http.StatusOK, nil
+		}
+		return status, err
+	})
+}
+
+// waitFor polls probe every 50ms until it answers 200 OK, the process exits
+// or timeout passes; the error names what and its last answer.
+func waitFor(p *process, what string, timeout time.Duration, probe func(context.Context, *http.Client) (int, error)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
 	var last string
 	for {
 		if p.exited() {
-			return fmt.Errorf("minio %s before it was ready", p.exitStatus())
+			return fmt.Errorf("%s %s before it was ready", what, p.exitStatus())
 		}
-		// Ready once the health check says so and the S3 API answers an
-		// anonymous ListBuckets with a refusal rather than 503 (it answers
-		// 503 while its IAM subsystem starts, after the health check passes).
-		status, err := getStatus(ctx, client, endpoint+"/minio/health/ready")
+		status, err := probe(ctx, client)
 		if err == nil && status == http.StatusOK {
-			status, err = getStatus(ctx, client, endpoint+"/")
-			if err == nil && status == http.StatusForbidden {
-				return nil
-			}
+			return nil
 		}
 		if err != nil {
 			last = err.Error()
@@ -155,7 +168,7 @@ func waitMinIOReady(p *process, endpoint string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("minio not ready after %s (last answer: %s)", minioStartTimeout, last)
+			return fmt.Errorf("%s not ready after %s (last answer: %s)", what, timeout, last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

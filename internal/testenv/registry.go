@@ -150,27 +150,11 @@ func startRegistryOnce(bin, dir, htpasswd string, attempt int) (*process, string
 // waitRegistryReady polls /v2/ until it answers want (200, or 401 with
 // authentication), the process exits or registryStartTimeout passes.
 func waitRegistryReady(p *process, url string, want int) error {
-	ctx, cancel := context.WithTimeout(context.Background(), registryStartTimeout)
-	defer cancel()
-	client := &http.Client{Timeout: 2 * time.Second}
-	var last string
-	for {
-		if p.exited() {
-			return fmt.Errorf("registry %s before it was ready", p.exitStatus())
-		}
+	return waitFor(p, "registry", registryStartTimeout, func(ctx context.Context, client *http.Client) (int, error) {
 		status, err := getStatus(ctx, client, url)
 		if err == nil && status == want {
-			return nil
+			return http.StatusOK, nil
 		}
-		if err != nil {
-			last = err.Error()
-		} else {
-			last = http.StatusText(status)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("registry not ready after %s (last answer: %s)", registryStartTimeout, last)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return status, err
+	})
 }
