@@ -283,13 +283,23 @@ func (g *globalOptions) checkRender(c *chartChoice, name, namespace string, valu
 	return err
 }
 
+// waitOptions are the convergence flags of commands that change releases.
+type waitOptions struct {
+	noWait  bool
+	timeout time.Duration
+}
+
+func (w *waitOptions) addFlags(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&w.noWait, "no-wait", false, "only change the declared state; do not wait for convergence")
+	cmd.Flags().DurationVar(&w.timeout, "timeout", 5*time.Minute, "how long to wait for releases to converge")
+}
+
 type deployOptions struct {
 	name      string
 	namespace string
 	version   string
 	values    valueOptions
-	noWait    bool
-	timeout   time.Duration
+	waitOptions
 }
 
 func newDeployCmd(g *globalOptions) *cobra.Command {
@@ -315,8 +325,7 @@ by gen-params, CHART may be omitted: the file names the chart.`,
 	f.StringVarP(&o.name, "name", "n", "", "release name (default: a random adjective-noun)")
 	f.StringVar(&o.namespace, "namespace", "", "target namespace (default: default)")
 	f.StringVar(&o.version, "version", "", "chart version constraint (semver)")
-	f.BoolVar(&o.noWait, "no-wait", false, "only write the declaration; do not wait for convergence")
-	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait for the release to become ready")
+	o.waitOptions.addFlags(cmd)
 	o.values.addFlags(cmd)
 	return cmd
 }
@@ -434,8 +443,7 @@ func firstNonEmpty(s ...string) string {
 type redeployOptions struct {
 	values  valueOptions
 	version string
-	noWait  bool
-	timeout time.Duration
+	waitOptions
 }
 
 func newRedeployCmd(g *globalOptions) *cobra.Command {
@@ -456,8 +464,7 @@ edit to the chart is picked up.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.version, "version", "", "new chart version constraint (semver)")
-	f.BoolVar(&o.noWait, "no-wait", false, "only write the declaration; do not wait for convergence")
-	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait for the release to become ready")
+	o.waitOptions.addFlags(cmd)
 	o.values.addFlags(cmd)
 	return cmd
 }
@@ -588,8 +595,7 @@ func displayPath(p string) string {
 }
 
 type uninstallOptions struct {
-	noWait  bool
-	timeout time.Duration
+	waitOptions
 }
 
 func newUninstallCmd(g *globalOptions) *cobra.Command {
@@ -604,8 +610,7 @@ func newUninstallCmd(g *globalOptions) *cobra.Command {
 			return runUninstall(cmd.Context(), g, o, args)
 		},
 	}
-	cmd.Flags().BoolVar(&o.noWait, "no-wait", false, "only remove the declaration; do not wait")
-	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait")
+	o.waitOptions.addFlags(cmd)
 	return cmd
 }
 

@@ -66,8 +66,7 @@ func newHistoryCmd(g *globalOptions) *cobra.Command {
 }
 
 type rollbackOptions struct {
-	noWait  bool
-	timeout time.Duration
+	waitOptions
 }
 
 func newRollbackCmd(g *globalOptions) *cobra.Command {
@@ -95,8 +94,7 @@ its values, as they were at that revision.`,
 			return runRollback(cmd.Context(), g, o, args[0], rev)
 		},
 	}
-	cmd.Flags().BoolVar(&o.noWait, "no-wait", false, "only write the declaration; do not wait for convergence")
-	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait for the release to become ready")
+	o.waitOptions.addFlags(cmd)
 	return cmd
 }
 
