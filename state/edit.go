@@ -48,18 +48,27 @@ func editOnce(name string, orig []byte, old, want *Release, fine bool) ([]byte, 
 	if err := applyEdits(after.YNode(), old, want, fine); err != nil {
 		return nil, fmt.Errorf("edit %s: %w", name, err)
 	}
-	r0, err := encodeNode(before.Document(), indent, seq)
+	return replayed(name, orig, before.Document(), after.Document(), indent, seq,
+		func(data []byte) error { return readsAs(name, data, want) })
+}
+
+// replayed turns an edit of a parsed document (before → after) into the
+// new file text: the difference is replayed onto orig so that its layout
+// survives, provided the result passes check; otherwise the plain encoding
+// of after is used if it passes check.
+func replayed(name string, orig []byte, before, after *yaml.Node, indent int, seq kyaml.SequenceIndentStyle, check func([]byte) error) ([]byte, error) {
+	r0, err := encodeNode(before, indent, seq)
 	if err != nil {
 		return nil, fmt.Errorf("edit %s: %w", name, err)
 	}
-	r1, err := encodeNode(after.Document(), indent, seq)
+	r1, err := encodeNode(after, indent, seq)
 	if err != nil {
 		return nil, fmt.Errorf("edit %s: %w", name, err)
 	}
-	if patched, ok := replayEdit(orig, r0, r1); ok && readsAs(name, patched, want) == nil {
+	if patched, ok := replayEdit(orig, r0, r1); ok && check(patched) == nil {
 		return patched, nil
 	}
-	if err := readsAs(name, r1, want); err != nil {
+	if err := check(r1); err != nil {
 		return nil, err
 	}
 	return r1, nil

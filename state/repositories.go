@@ -598,21 +598,8 @@ func editRepositoriesFile(name string, orig []byte, want []Repository) ([]byte, 
 	} else {
 		setFieldNode(root, "repositories", nv)
 	}
-	r0, err := encodeNode(before.Document(), indent, seq)
-	if err != nil {
-		return nil, fmt.Errorf("edit %s: %w", name, err)
-	}
-	r1, err := encodeNode(after.Document(), indent, seq)
-	if err != nil {
-		return nil, fmt.Errorf("edit %s: %w", name, err)
-	}
-	if patched, ok := replayEdit(orig, r0, r1); ok && readsAsRepositories(name, patched, want) == nil {
-		return patched, nil
-	}
-	if err := readsAsRepositories(name, r1, want); err != nil {
-		return nil, err
-	}
-	return r1, nil
+	return replayed(name, orig, before.Document(), after.Document(), indent, seq,
+		func(data []byte) error { return readsAsRepositories(name, data, want) })
 }
 
 // deriveListStyle tells how the file indents its list of repositories,
