@@ -350,6 +350,30 @@ func (d *Daemon) runPass(ctx context.Context, p pass, workers int) error {
 		errors.As(b, &re)
 		log.Error("declaration unusable; release left as it is", "release", re.Release, "error", b)
 	}
+	var transient error
+	for _, wave := range waves(names, d.dependsOn(ctx)) {
+		if err := d.runWave(ctx, p, wave, workers); err != nil {
+			transient = err
+		}
+	}
+	return transient
+}
+
+// dependsOn returns a lookup of each release's dependencies.
+func (d *Daemon) dependsOn(ctx context.Context) func(string) []string {
+	return func(name string) []string {
+		decl, err := d.Reconciler.State.Lookup(ctx, name)
+		if err != nil {
+			return nil
+		}
+		return decl.Release.DependsOn
+	}
+}
+
+// runWave reconciles releases that do not depend on each other, with at
+// most workers at once.
+func (d *Daemon) runWave(ctx context.Context, p pass, names []string, workers int) error {
+	log := d.Reconciler.log()
 	var (
 		mu        sync.Mutex
 		transient error

@@ -168,6 +168,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string, opts Options) (
 	}{
 		{"history", r.loadHistory},
 		{"load", r.load},
+		{"dependencies", r.dependencies},
 		{"render", r.render},
 		{"plan and apply", r.apply},
 		{"prune", r.prune},
@@ -179,6 +180,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string, opts Options) (
 			break
 		}
 		if err := s.fn(ctx, ru); err != nil {
+			var waiting *WaitingError
+			if errors.As(err, &waiting) {
+				r.emit(Event{Release: name, Action: "waiting", Message: err.Error()})
+				ru.result.Action = "waiting"
+				return &ru.result, err
+			}
 			r.fail(ctx, ru, err)
 			return &ru.result, err
 		}
@@ -657,6 +664,10 @@ func (r *Reconciler) Names(ctx context.Context) (names []string, broken []error,
 		}
 		skip[re.Release] = true
 		broken = append(broken, e)
+	}
+	for name, loop := range cycles(decls) {
+		skip[name] = true
+		broken = append(broken, &state.ReleaseError{Release: name, Err: fmt.Errorf("release %q is on a dependsOn cycle (%s): fix the declarations; none of them is applied", name, loop)})
 	}
 	recs, err := r.Records.List(ctx)
 	if err != nil {

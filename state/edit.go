@@ -99,8 +99,9 @@ func applyEdits(root *yaml.Node, old, want *Release, fine bool) error {
 	}
 	for _, f := range fieldOrder {
 		switch f {
-		case "valuesFiles":
-			if slices.Equal(old.ValuesFiles, want.ValuesFiles) {
+		case "valuesFiles", "dependsOn":
+			if f == "valuesFiles" && slices.Equal(old.ValuesFiles, want.ValuesFiles) ||
+				f == "dependsOn" && slices.Equal(old.DependsOn, want.DependsOn) {
 				continue
 			}
 			nv, _ := fieldNode(want, f)

@@ -15,7 +15,7 @@ import (
 
 // Marshal returns the canonical YAML form of r, as charter writes a new
 // declaration or params file: the fields in the order apiVersion, kind, name,
-// namespace, chart, version, digest, chartPath, valuesFiles, values; empty fields
+// namespace, chart, version, digest, chartPath, valuesFiles, dependsOn, values; empty fields
 // left out; values keys sorted; two-space indentation. It neither validates
 // r nor fills in defaults. The output is checked to parse back (with Parse)
 // to r, so a value is never written in a form that reads differently (for
@@ -65,6 +65,15 @@ func fieldNode(r *Release, f string) (*yaml.Node, error) {
 		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
 		for _, p := range r.ValuesFiles {
 			seq.Content = append(seq.Content, stringNode(p))
+		}
+		return seq, nil
+	case "dependsOn":
+		if len(r.DependsOn) == 0 {
+			return nil, nil
+		}
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		for _, n := range r.DependsOn {
+			seq.Content = append(seq.Content, stringNode(n))
 		}
 		return seq, nil
 	case "values":

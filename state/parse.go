@@ -96,6 +96,21 @@ func parseField(r *Release, k, v *yaml.Node) error {
 			r.ValuesFiles = append(r.ValuesFiles, e.Value)
 		}
 		return nil
+	case "dependsOn":
+		if isNull(v) {
+			return nil
+		}
+		if v.Kind != yaml.SequenceNode {
+			return fmt.Errorf("field dependsOn must be a list of release names, got %s", kindName(v))
+		}
+		for _, e := range v.Content {
+			e = resolveAlias(e)
+			if e.Kind != yaml.ScalarNode || isNull(e) {
+				return fmt.Errorf("field dependsOn: want a release name, got %s at line %d", kindName(e), e.Line)
+			}
+			r.DependsOn = append(r.DependsOn, e.Value)
+		}
+		return nil
 	case "values":
 		if !isNull(v) && v.Kind != yaml.MappingNode {
 			return fmt.Errorf("field values must be a mapping, got %s", kindName(v))

@@ -41,14 +41,17 @@ type Release struct {
 	// Digest pins a chart resolved from a repository: "sha256:<hex>" of the
 	// archive deploy resolved, so the daemon renders exactly that chart
 	// until the declaration changes.
-	Digest      string         `json:"digest,omitempty"`
-	ValuesFiles []string       `json:"valuesFiles,omitempty"`
-	Values      map[string]any `json:"values,omitempty"`
+	Digest      string   `json:"digest,omitempty"`
+	ValuesFiles []string `json:"valuesFiles,omitempty"`
+	// DependsOn names releases that must be deployed (and healthy) before
+	// this one is applied.
+	DependsOn []string       `json:"dependsOn,omitempty"`
+	Values    map[string]any `json:"values,omitempty"`
 }
 
 // fieldOrder is the order in which charter writes the fields of a release;
 // it is also the set of fields a declaration may contain.
-var fieldOrder = []string{"apiVersion", "kind", "name", "namespace", "chart", "version", "digest", "chartPath", "valuesFiles", "values"}
+var fieldOrder = []string{"apiVersion", "kind", "name", "namespace", "chart", "version", "digest", "chartPath", "valuesFiles", "dependsOn", "values"}
 
 func knownField(key string) bool {
 	for _, f := range fieldOrder {
@@ -127,6 +130,19 @@ func (r *Release) validateBody() error {
 		if err := checkLocalRef("valuesFiles entry", f); err != nil {
 			return err
 		}
+	}
+	seen := map[string]bool{}
+	for _, d := range r.DependsOn {
+		if err := ValidateName(d); err != nil {
+			return fmt.Errorf("dependsOn: %w", err)
+		}
+		if d == r.Name && r.Name != "" {
+			return fmt.Errorf("dependsOn: release %q depends on itself", d)
+		}
+		if seen[d] {
+			return fmt.Errorf("dependsOn: %q is listed twice", d)
+		}
+		seen[d] = true
 	}
 	if _, err := normalizeValues(r.Values); err != nil {
 		return fmt.Errorf("values: %w", err)

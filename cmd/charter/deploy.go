@@ -295,6 +295,7 @@ func (w *waitOptions) addFlags(cmd *cobra.Command) {
 }
 
 type deployOptions struct {
+	dependsOn []string
 	name      string
 	namespace string
 	version   string
@@ -325,6 +326,7 @@ by gen-params, CHART may be omitted: the file names the chart.`,
 	f.StringVarP(&o.name, "name", "n", "", "release name (default: a random adjective-noun)")
 	f.StringVar(&o.namespace, "namespace", "", "target namespace (default: default)")
 	f.StringVar(&o.version, "version", "", "chart version constraint (semver)")
+	f.StringSliceVar(&o.dependsOn, "depends-on", nil, "releases that must be deployed before this one (repeatable)")
 	o.waitOptions.addFlags(cmd)
 	o.values.addFlags(cmd)
 	return cmd
@@ -385,7 +387,7 @@ func runDeploy(ctx context.Context, g *globalOptions, o *deployOptions, args []s
 			Name: name, Namespace: ns, Chart: c.ref,
 			Version:   firstNonEmpty(c.version, o.version, in.version),
 			Digest:    c.digest,
-			ChartPath: c.localPath, Values: in.values,
+			ChartPath: c.localPath, DependsOn: o.dependsOn, Values: in.values,
 		})
 	})
 	if err != nil {
