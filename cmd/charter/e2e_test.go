@@ -383,3 +383,34 @@ func TestHistoryAndRollback(t *testing.T) {
 	c.fails("rollback", "roll", "99")
 	mustContain(t, c.fails("rollback", "nope"), `release "nope" not found`)
 }
+
+// doctor reports each check with ✓/✗ and fails when one fails.
+func TestDoctor(t *testing.T) {
+	c := newCLI(t)
+	c.ok("init")
+	out, _, code := c.run("doctor")
+	mustContain(t, out, "✓ kubeconfig", "✓ API server", "✓ version skew", "✓ permissions", "✓ declared state", "✓ clock")
+	// No daemon follows this state: reported, so doctor fails.
+	mustContain(t, out, "✗ daemon")
+	if code == 0 {
+		t.Error("doctor exited 0 with a failed check")
+	}
+	jout, _, _ := c.run("doctor", "-o", "json")
+	mustContain(t, jout, `"name": "API server"`, `"ok": true`)
+
+	// A repository that cannot be reached is named.
+	c.ok("repo", "add", "--name", "gone", "http://127.0.0.1:1/charts")
+	out, _, _ = c.run("doctor")
+	mustContain(t, out, "✗ repository gone")
+
+	// An unreachable cluster stops at the API server check.
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	os.WriteFile(kc, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"), 0o600)
+	bad := *c
+	bad.kubeconfig = kc
+	out, _, code = bad.run("doctor", "--request-timeout", "3s")
+	mustContain(t, out, "✗ API server", "127.0.0.1:1")
+	if code == 0 {
+		t.Error("doctor exited 0 without a cluster")
+	}
+}

@@ -104,6 +104,7 @@ which status, get-values and manifest get read.`,
 		newReleaseCmd(g),
 		newHistoryCmd(g),
 		newRollbackCmd(g),
+		newDoctorCmd(g),
 	)
 	return cmd
 }
