@@ -167,7 +167,7 @@ from the environment (see docs/sources.md), never from flags.`,
 	f.StringVar(&o.secretFile, "webhook-secret-file", "", "file holding the webhook secret for sources given with --source")
 	f.BoolVar(&o.allowEmpty, "allow-empty", false, "let a --source go from some declarations to none (uninstalling them)")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "where clones, downloads and snapshots are kept (default: the user cache dir)")
-	cmd.AddCommand(run)
+	cmd.AddCommand(run, newDaemonInstallCmd(g), newDaemonUninstallCmd(g), newDaemonStatusCmd(g), newDaemonTargetCmd(g))
 	return cmd
 }
 
