@@ -61,6 +61,7 @@ type Daemon struct {
 	mu       sync.Mutex
 	status   map[string]*SourceStatus
 	triggers map[string]chan struct{}
+	lastPass time.Time // when the last pass over all releases finished
 }
 
 // Trigger asks for an immediate fetch of the source whose String() is
@@ -164,7 +165,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			done <- d.runPass(ctx, p, workers)
+			err := d.runPass(ctx, p, workers)
+			d.mu.Lock()
+			d.lastPass = time.Now()
+			d.mu.Unlock()
+			done <- err
 		}()
 	}
 	start(pass{full: true})
@@ -330,7 +335,10 @@ func (d *Daemon) beat(ctx context.Context, locations []string) {
 	if d.Heartbeat == nil {
 		return
 	}
-	if err := d.Heartbeat.Renew(ctx, locations); err != nil && ctx.Err() == nil {
+	d.mu.Lock()
+	last := d.lastPass
+	d.mu.Unlock()
+	if err := d.Heartbeat.Renew(ctx, locations, HeartbeatStatus{Sources: d.Status(), LastReconcile: last}); err != nil && ctx.Err() == nil {
 		d.Reconciler.log().Warn("heartbeat", "error", err)
 	}
 }
@@ -420,16 +428,28 @@ type Heartbeat struct {
 const leaseName = "charter-daemon"
 const annotationSources = "charter.sh/sources"
 
-// Renew creates or renews the Lease.
-func (h *Heartbeat) Renew(ctx context.Context, locations []string) error {
+// AnnotationStatus holds the daemon's HeartbeatStatus (JSON) on its Lease.
+const AnnotationStatus = "charter.sh/status"
+
+// HeartbeatStatus is what a daemon reports with each heartbeat: how every
+// source fared and when it last finished a pass over the releases.
+type HeartbeatStatus struct {
+	Sources       []SourceStatus `json:"sources"`
+	LastReconcile time.Time      `json:"lastReconcile,omitzero"`
+}
+
+// Renew creates or renews the Lease, with the sources followed and their
+// status.
+func (h *Heartbeat) Renew(ctx context.Context, locations []string, status HeartbeatStatus) error {
 	leases := h.Client.CoordinationV1().Leases(h.Namespace)
 	now := metav1.NewMicroTime(time.Now())
 	secs := int32(3 * HeartbeatEvery / time.Second)
 	srcs, _ := json.Marshal(locations)
+	st, _ := json.Marshal(status)
 	l, err := leases.Get(ctx, leaseName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		_, err = leases.Create(ctx, &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Name: leaseName, Annotations: map[string]string{annotationSources: string(srcs)}},
+			ObjectMeta: metav1.ObjectMeta{Name: leaseName, Annotations: map[string]string{annotationSources: string(srcs), AnnotationStatus: string(st)}},
 			Spec:       coordinationv1.LeaseSpec{HolderIdentity: &h.Identity, RenewTime: &now, LeaseDurationSeconds: &secs},
 		}, metav1.CreateOptions{})
 		return err
@@ -441,6 +461,7 @@ func (h *Heartbeat) Renew(ctx context.Context, locations []string) error {
 		l.Annotations = map[string]string{}
 	}
 	l.Annotations[annotationSources] = string(srcs)
+	l.Annotations[AnnotationStatus] = string(st)
 	l.Spec.HolderIdentity, l.Spec.RenewTime, l.Spec.LeaseDurationSeconds = &h.Identity, &now, &secs
 	_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
 	return err

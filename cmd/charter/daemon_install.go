@@ -454,6 +454,7 @@ type daemonStatusReport struct {
 	HeartbeatAge  string   `json:"heartbeatAge,omitempty"`
 	Holder        string   `json:"holder,omitempty"`
 	Sources       []string `json:"sources,omitempty"`
+	LastReconcile string   `json:"lastReconcile,omitempty"` // RFC 3339
 	Problems      []string `json:"problems,omitempty"`
 }
 
@@ -488,6 +489,9 @@ every 10s; older than 30s means it is not reconciling). Exit code 1 when not OK.
 				}
 				for _, s := range rep.Sources {
 					fmt.Fprintf(w, "Source:\t%s\n", s)
+				}
+				if rep.LastReconcile != "" {
+					fmt.Fprintf(w, "Last reconcile:\t%s\n", rep.LastReconcile)
 				}
 				for _, p := range rep.Problems {
 					fmt.Fprintf(w, "Problem:\t%s\n", p)
@@ -547,6 +551,17 @@ func daemonStatus(ctx context.Context, g *globalOptions, ns string) (*daemonStat
 			rep.Holder = *l.Spec.HolderIdentity
 		}
 		_ = json.Unmarshal([]byte(l.Annotations[daemonSourcesAnnot]), &rep.Sources)
+		var hs reconcile.HeartbeatStatus
+		if json.Unmarshal([]byte(l.Annotations[reconcile.AnnotationStatus]), &hs) == nil {
+			if !hs.LastReconcile.IsZero() {
+				rep.LastReconcile = hs.LastReconcile.UTC().Format(time.RFC3339)
+			}
+			for _, src := range hs.Sources {
+				if src.Error != "" {
+					rep.Problems = append(rep.Problems, "source "+src.Source+" failing: "+oneLine(src.Error))
+				}
+			}
+		}
 		if age > 3*reconcile.HeartbeatEvery {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("no recent heartbeat: last one %s ago (stale after %s)", age, 3*reconcile.HeartbeatEvery))
 		}

@@ -94,7 +94,7 @@ func TestDaemonInstall(t *testing.T) {
 	mustContain(t, out, "no recent heartbeat")
 
 	hb := &reconcile.Heartbeat{Client: c.kube, Namespace: ns, Identity: "test-daemon"}
-	if err := hb.Renew(ctx, []string{testSource}); err != nil {
+	if err := hb.Renew(ctx, []string{testSource}, reconcile.HeartbeatStatus{LastReconcile: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	out = c.ok("daemon", "status", "--namespace", ns)
@@ -109,8 +109,24 @@ func TestDaemonInstall(t *testing.T) {
 	if err := json.Unmarshal([]byte(c.ok("daemon", "status", "--namespace", ns, "-o", "json")), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if !rep.OK || rep.ReadyReplicas != 1 || rep.HeartbeatAge == "" {
+	if !rep.OK || rep.ReadyReplicas != 1 || rep.HeartbeatAge == "" || rep.LastReconcile == "" {
 		t.Errorf("json status = %+v", rep)
+	}
+	mustContain(t, out, "Last reconcile:")
+
+	// A source the daemon cannot fetch makes the daemon not OK, named.
+	failing := reconcile.HeartbeatStatus{LastReconcile: time.Now(), Sources: []reconcile.SourceStatus{
+		{Source: testSource, Error: "ls-remote: authentication required"}}}
+	if err := hb.Renew(ctx, []string{testSource}, failing); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code = c.run("daemon", "status", "--namespace", ns)
+	if code != 1 {
+		t.Errorf("status with a failing source: exit %d, want 1", code)
+	}
+	mustContain(t, out, "source "+testSource+" failing: ls-remote: authentication required")
+	if err := hb.Renew(ctx, []string{testSource}, reconcile.HeartbeatStatus{LastReconcile: time.Now()}); err != nil {
+		t.Fatal(err)
 	}
 
 	// Uninstall: exactly the labelled objects; a foreign ConfigMap, a
