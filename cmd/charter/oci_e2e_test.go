@@ -18,7 +18,7 @@ import (
 func TestDeployFromAnOCIRegistry(t *testing.T) {
 	c := newCLI(t)
 	host := testenv.StartRegistryWithAuth(t, "pusher", "oci-s3cret")
-	helm := filepath.Join(testenv.ToolsDir(), "helm")
+	helm := testenv.Tool(t, "helm", "helm CLI")
 	work := t.TempDir()
 	helmRun := func(args ...string) {
 		cmd := exec.Command(helm, args...)

@@ -18,13 +18,7 @@ import (
 // helm repo index) and serves it with basic auth on 127.0.0.1.
 func helmRepo(t *testing.T, user, pass string) (url, dir string) {
 	t.Helper()
-	helm := filepath.Join(testenv.ToolsDir(), "helm")
-	if _, err := os.Stat(helm); err != nil {
-		if os.Getenv(testenv.E2EEnv) == "1" {
-			t.Fatalf("helm CLI missing at %s: run make tools", helm)
-		}
-		t.Skipf("helm CLI missing at %s", helm)
-	}
+	helm := testenv.Tool(t, "helm", "helm CLI")
 	dir = t.TempDir()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -39,13 +38,7 @@ func keyOfObject(o *unstructured.Unstructured) string {
 // `charter template` prints the same objects as `helm template` for every
 // public chart in ../shared/charts (field-level parity is tested in render).
 func TestTemplateMatchesHelmOnSharedCharts(t *testing.T) {
-	helm := filepath.Join(testenv.ToolsDir(), "helm")
-	if _, err := os.Stat(helm); err != nil {
-		if os.Getenv(testenv.E2EEnv) == "1" {
-			t.Fatalf("reference helm CLI missing at %s: run make tools", helm)
-		}
-		t.Skipf("reference helm CLI missing at %s", helm)
-	}
+	helm := testenv.Tool(t, "helm", "helm CLI")
 	charts, _ := filepath.Glob(filepath.Join(testenv.SharedCharts(t), "*", "Chart.yaml"))
 	if len(charts) == 0 {
 		t.Fatal("no charts in the shared charts folder")

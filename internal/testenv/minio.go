@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,17 +33,7 @@ const minioStartTimeout = time.Minute
 // skipped, or fails when CHARTER_E2E=1. With -short t is skipped.
 func StartMinIO(t testing.TB) (endpoint, accessKey, secretKey string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs a MinIO server; skipped with -short")
-	}
-	bin := filepath.Join(ToolsDir(), MinIOBinary)
-	if fi, err := os.Stat(bin); err != nil || fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
-		msg := fmt.Sprintf("no MinIO server at %s; run `make tools`", bin)
-		if os.Getenv(E2EEnv) == "1" {
-			t.Fatalf("testenv: %s (%s=1 requires it)", msg, E2EEnv)
-		}
-		t.Skip(msg)
-	}
+	bin := Tool(t, MinIOBinary, "MinIO server")
 	accessKey = "charter-" + strings.ToLower(rand.Text()[:8])
 	secretKey = rand.Text()
 	dir := t.TempDir()

@@ -48,17 +48,7 @@ func StartRegistryWithAuth(t testing.TB, username, password string) (host string
 
 func startRegistry(t testing.TB, username, password string) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs an OCI registry; skipped with -short")
-	}
-	bin := filepath.Join(ToolsDir(), RegistryBinary)
-	if fi, err := os.Stat(bin); err != nil || fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
-		msg := fmt.Sprintf("no OCI registry at %s; run `make tools`", bin)
-		if os.Getenv(E2EEnv) == "1" {
-			t.Fatalf("testenv: %s (%s=1 requires it)", msg, E2EEnv)
-		}
-		t.Skip(msg)
-	}
+	bin := Tool(t, RegistryBinary, "OCI registry")
 	dir := t.TempDir()
 	htpasswd := ""
 	if username != "" {

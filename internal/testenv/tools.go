@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"testing"
 )
 
 // ToolsEnv is the environment variable naming the tools cache folder.
@@ -69,4 +70,23 @@ func stageFiles(dir string) ([]string, error) {
 	}
 	sort.Strings(files)
 	return files, nil
+}
+
+// Tool returns the path of a tool `make tools` builds (what names it in
+// messages). Without it t is skipped, or fails when CHARTER_E2E=1; with
+// -short t is skipped.
+func Tool(t testing.TB, name, what string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs %s; skipped with -short", what)
+	}
+	bin := filepath.Join(ToolsDir(), name)
+	if fi, err := os.Stat(bin); err != nil || fi.IsDir() || fi.Mode().Perm()&0o111 == 0 {
+		msg := fmt.Sprintf("no %s at %s; run `make tools`", what, bin)
+		if os.Getenv(E2EEnv) == "1" {
+			t.Fatalf("testenv: %s (%s=1 requires it)", msg, E2EEnv)
+		}
+		t.Skip(msg)
+	}
+	return bin
 }
