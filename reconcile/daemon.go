@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/charter-sh/charter/record"
 	"github.com/charter-sh/charter/source"
 	"github.com/charter-sh/charter/state"
 )
@@ -57,11 +58,27 @@ type Daemon struct {
 	Workers int
 	// Heartbeat, when set, is renewed so CLIs know a daemon serves the sources.
 	Heartbeat *Heartbeat
+	// Drift, when set, watches the live objects of releases: a release one
+	// of whose objects was changed or deleted by someone else is reconciled
+	// at once, and full resyncs skip the dry-run of releases it vouches for.
+	Drift DriftWatcher
 
 	mu       sync.Mutex
 	status   map[string]*SourceStatus
 	triggers map[string]chan struct{}
 	lastPass time.Time // when the last pass over all releases finished
+}
+
+// DriftWatcher follows the live objects of releases through watches.
+type DriftWatcher interface {
+	// Run watches until ctx ends, calling kick with a release's name when
+	// one of its objects was written or deleted by another field manager.
+	Run(ctx context.Context, kick func(release string)) error
+	// Observe tells the watcher what a successful reconcile left applied.
+	Observe(release string, inventory []record.ObjectRef)
+	// Clean reports, from the watcher's caches alone, whether every object
+	// of the release is present and untouched by others since Observe.
+	Clean(release string) bool
 }
 
 // Trigger asks for an immediate fetch of the source whose String() is
@@ -94,7 +111,8 @@ func (d *Daemon) Status() []SourceStatus {
 
 // pass is one round of reconciles.
 type pass struct {
-	full bool // resync: drift check on every release
+	full  bool     // resync: drift check on every release
+	names []string // when set, only these releases, each with a drift check
 }
 
 // Run fetches every source, reconciles, then follows changes and resyncs
@@ -122,7 +140,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Unlock()
 
 	changed := make(chan struct{}, 1)
+	kicks := make(chan string, 1024)
 	var wg sync.WaitGroup
+	if d.Drift != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			kick := func(name string) {
+				select {
+				case kicks <- name:
+				case <-ctx.Done():
+				}
+			}
+			if err := d.Drift.Run(ctx, kick); err != nil && ctx.Err() == nil {
+				log.Error("drift watcher stopped; drift is corrected on resync only", "error", err)
+			}
+		}()
+	}
 	// Fetch every source once before the first pass, so that it sees them all.
 	for _, w := range d.Sources {
 		d.fetch(ctx, w)
@@ -156,8 +190,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	start := func(p pass) {
 		if running {
-			if queued == nil || p.full {
+			switch {
+			case queued == nil:
 				queued = &p
+			case p.full || queued.full:
+				queued = &pass{full: true}
+			case p.names == nil || queued.names == nil:
+				queued = &pass{}
+			default:
+				queued.names = append(queued.names, p.names...)
 			}
 			return
 		}
@@ -182,6 +223,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return nil
 		case <-changed:
 			start(pass{})
+		case name := <-kicks:
+			log.Info("drift detected", "release", name)
+			start(pass{names: []string{name}})
 		case <-resync.C:
 			start(pass{full: true})
 		case <-retryT.C:
@@ -348,6 +392,9 @@ func (d *Daemon) beat(ctx context.Context, locations []string) {
 // a change of the declaration).
 func (d *Daemon) runPass(ctx context.Context, p pass, workers int) error {
 	log := d.Reconciler.log()
+	if p.names != nil {
+		return d.runWave(ctx, p, slices.Compact(slices.Sorted(slices.Values(p.names))), workers)
+	}
 	names, broken, err := d.Reconciler.Names(ctx)
 	if err != nil {
 		log.Error("list releases", "error", err)
@@ -391,7 +438,13 @@ func (d *Daemon) runWave(ctx context.Context, p pass, names []string, workers in
 	for _, name := range names {
 		g.Go(func() error {
 			start := time.Now()
-			res, err := d.Reconciler.Reconcile(ctx, name, Options{OnlyIfChanged: !p.full})
+			// A targeted pass checks drift; a full pass does too, unless the
+			// drift watcher vouches for the release from its caches.
+			onlyIfChanged := !p.full && p.names == nil
+			if p.full && d.Drift != nil && d.Drift.Clean(name) {
+				onlyIfChanged = true
+			}
+			res, err := d.Reconciler.Reconcile(ctx, name, Options{OnlyIfChanged: onlyIfChanged})
 			if err != nil {
 				var perm *PermanentError
 				if !errors.As(err, &perm) && ctx.Err() == nil {
@@ -400,6 +453,9 @@ func (d *Daemon) runWave(ctx context.Context, p pass, names []string, workers in
 					mu.Unlock()
 				}
 				return nil
+			}
+			if d.Drift != nil && res.Inventory != nil {
+				d.Drift.Observe(name, res.Inventory)
 			}
 			if res.Action != "unchanged" && res.Action != "skipped" {
 				log.Info("reconciled", "release", name, "action", res.Action, "revision", res.Revision,

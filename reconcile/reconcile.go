@@ -83,6 +83,9 @@ type Result struct {
 	Action   string // installed, upgraded, unchanged, corrected, uninstalled
 	Revision int
 	Changes  *ssa.ChangeSet
+	// Inventory is what the release has applied after a successful
+	// reconcile (nil after an uninstall or a failure).
+	Inventory []record.ObjectRef
 }
 
 // PermanentError marks failures that retrying cannot fix until the
@@ -189,6 +192,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string, opts Options) (
 			r.fail(ctx, ru, err)
 			return &ru.result, err
 		}
+	}
+	switch {
+	case ru.rev != nil && ru.rev.Status == record.StatusDeployed:
+		ru.result.Inventory = ru.rev.Inventory
+	case ru.deployed != nil && ru.result.Action != "failed":
+		ru.result.Inventory = ru.deployed.Inventory
 	}
 	return &ru.result, nil
 }
