@@ -277,6 +277,17 @@ func newSecret(namespace, name, token, secret string) *corev1.Secret {
 	}
 }
 
+// SecretObject is the Secret the store would write for c in namespace, for
+// callers that copy a credential into another namespace (daemon install).
+// It holds the secret: never print it.
+func SecretObject(namespace string, c *Credential) *corev1.Secret {
+	secret := ""
+	if c.secret != nil {
+		secret = *c.secret
+	}
+	return newSecret(namespace, c.Name, c.Token, secret)
+}
+
 // isCredential reports whether obj is a Secret this package wrote.
 func isCredential(obj *corev1.Secret) bool {
 	return obj.Type == SecretType && obj.Labels[LabelKind] == KindValue && obj.Labels[LabelOwner] == OwnerValue

@@ -55,6 +55,10 @@ var installedKinds = []struct {
 	{schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleBinding"}, true},
 	{schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "Role"}, true},
 	{schema.GroupVersionKind{Version: "v1", Kind: "ServiceAccount"}, true},
+	{schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, true},
+	// Only the Secrets install wrote (copied credentials, ssh key, webhook
+	// secret) carry its labels; records and the user's credentials do not.
+	{schema.GroupVersionKind{Version: "v1", Kind: "Secret"}, true},
 }
 
 type daemonInstallOptions struct {
@@ -63,6 +67,13 @@ type daemonInstallOptions struct {
 	sources      []string
 	clusterAdmin bool
 	dryRun       bool
+
+	credentials       []string // SOURCE=CREDENTIAL
+	sshKeyFile        string
+	knownHostsFile    string
+	webhookSecretFile string
+	interval          time.Duration
+	allowEmpty        bool
 }
 
 // installNamespace is --namespace, else the records namespace, so that the
@@ -88,9 +99,14 @@ and a Service on port 9292 (webhooks POST /hooks/NAME, /healthz, /readyz). Runni
 changes only what differs; every object is labelled app.kubernetes.io/managed-by=charter-install.
 
 Sources are the --source URLs (git or bucket URLs: a local folder means nothing inside the
-cluster), else the --state URL. Credentials are NOT copied into the cluster by install: the
-daemon reads the cluster credential store in its namespace (charter credential add), and the
-daemon's records and heartbeat Lease live there too.
+cluster), else the --state URL. They are written to a daemon config file in the ConfigMap
+charter-daemon-config. Their credentials become Secrets the daemon reads:
+  --credential SOURCE=NAME   a credential of the cluster store (charter credential add) for a
+                             source (its name or URL; --state-credential does it for --state);
+                             copied into --namespace when the store is in another namespace
+  --ssh-key, --known-hosts   git over ssh: Secret charter-daemon-ssh, mounted read-only
+  --webhook-secret-file      the webhooks' HMAC secret: Secret charter-daemon-webhook
+The daemon's records and heartbeat Lease live in its namespace too.
 
 RBAC: a GitOps reconciler must be able to manage whatever the releases contain, so a
 ClusterRole is unavoidable. By default it covers the common kinds of charts (core workloads
@@ -98,7 +114,7 @@ and config, apps, batch, ingresses and network policies, namespaced RBAC, PDBs, 
 reading CRDs); with --cluster-admin it may manage every resource. A Role in charter's namespace
 covers its own Secrets (records, credentials) and Leases (heartbeat).
 
---dry-run prints the manifests as YAML and changes nothing.`,
+--dry-run prints the manifests as YAML (Secret values REDACTED) and changes nothing.`,
 		Example: `  charter daemon install --source https://git.example.com/team/state.git?ref=main
   charter daemon install --state s3://charts-bucket/state --image registry.local/charter:1.2.0
   charter daemon install --source https://git.example.com/team/state.git --dry-run`,
@@ -112,7 +128,13 @@ covers its own Secrets (records, credentials) and Leases (heartbeat).
 	f.StringVar(&o.image, "image", "", "daemon image (default: "+defaultImageRepo+":"+version+")")
 	f.StringArrayVar(&o.sources, "source", nil, "a git or bucket URL the daemon follows (repeatable; NAME=URL names its webhook; default: --state)")
 	f.BoolVar(&o.clusterAdmin, "cluster-admin", false, "let the daemon manage every resource kind (needed for charts with arbitrary CRs or cluster-wide RBAC)")
-	f.BoolVar(&o.dryRun, "dry-run", false, "print the manifests as YAML; change nothing")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print the manifests as YAML (secret values redacted); change nothing")
+	f.StringArrayVar(&o.credentials, "credential", nil, "SOURCE=CREDENTIAL: the cluster credential a source (name or URL) is fetched with (repeatable)")
+	f.StringVar(&o.sshKeyFile, "ssh-key", "", "private key file for git over ssh, stored as a Secret")
+	f.StringVar(&o.knownHostsFile, "known-hosts", "", "known_hosts file for git over ssh, stored with the key")
+	f.StringVar(&o.webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' HMAC secret, stored as a Secret")
+	f.DurationVar(&o.interval, "interval", 0, "how often the daemon polls its sources (default: the daemon's, 1m)")
+	f.BoolVar(&o.allowEmpty, "allow-empty", false, "let a source that declares no release any more uninstall its releases")
 	return cmd
 }
 
@@ -150,7 +172,14 @@ func daemonInstall(ctx context.Context, g *globalOptions, o *daemonInstallOption
 	if image == "" {
 		image = defaultImageRepo + ":" + version
 	}
-	objs := g.installObjects(ns, image, srcs, o.clusterAdmin)
+	ic, err := g.buildInstallConfig(ctx, o, ns, srcs)
+	if err != nil {
+		return err
+	}
+	objs, err := g.installObjects(ns, image, ic, o.clusterAdmin)
+	if err != nil {
+		return err
+	}
 	if o.dryRun {
 		return writeManifests(g.out, objs)
 	}
@@ -169,7 +198,13 @@ func daemonInstall(ctx context.Context, g *globalOptions, o *daemonInstallOption
 	if err != nil {
 		return fmt.Errorf("install daemon in %s: %w", ns, reconcile.ServerError(c.Config.Host, err))
 	}
-	g.progress("The daemon reads credentials from the cluster credential store in %s (charter credential add --records-namespace %s).", ns, ns)
+	if len(ic.config.Sources) > 0 {
+		for _, s := range ic.config.Sources {
+			if s.Credential != "" {
+				g.progress("Source %s uses credential %s (from the credential store in %s).", s.Name, s.Credential, ns)
+			}
+		}
+	}
 	return nil
 }
 
@@ -245,18 +280,10 @@ func daemonClusterRules(clusterAdmin bool) []any {
 }
 
 // installObjects builds what install applies, in apply order.
-func (g *globalOptions) installObjects(ns, image string, sources []string, clusterAdmin bool) []*unstructured.Unstructured {
+func (g *globalOptions) installObjects(ns, image string, ic *installConfig, clusterAdmin bool) ([]*unstructured.Unstructured, error) {
 	clusterName := daemonName + "-" + ns // cluster-wide names are per install namespace
 	args := []string{"daemon", "run", "--listen", fmt.Sprintf(":%d", daemonPort), "--log-json",
-		"--records-namespace", ns, "--cache-dir", "/var/cache/charter"}
-	if g.stateCredential != "" && len(sources) == 1 && sources[0] == g.statePath {
-		// The state as the one source, with its cluster credential.
-		args = append(args, "--state", g.statePath, "--state-credential", g.stateCredential)
-	} else {
-		for _, s := range sources {
-			args = append(args, "--source", s)
-		}
-	}
+		"--records-namespace", ns, "--cache-dir", "/var/cache/charter", "--config", daemonConfigFile}
 	if g.src.endpoint != "" {
 		args = append(args, "--s3-endpoint", g.src.endpoint)
 	}
@@ -350,12 +377,36 @@ func (g *globalOptions) installObjects(ns, image string, sources []string, clust
 			},
 		}),
 	}
+	cm, err := ic.configMap(ns)
+	if err != nil {
+		return nil, err
+	}
+	// Config and Secrets go before the Deployment that mounts them.
+	var withConfig []*unstructured.Unstructured
+	for _, u := range objs {
+		if u.GetKind() == "Deployment" {
+			withConfig = append(withConfig, cm)
+			withConfig = append(withConfig, ic.secrets...)
+			podSpec, _, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "template", "spec")
+			ic.podConfig(podSpec.(map[string]any))
+		}
+		withConfig = append(withConfig, u)
+	}
+	objs = withConfig
 	for _, u := range objs {
 		if u.GetKind() != "Namespace" && u.GetKind() != "ClusterRole" && u.GetKind() != "ClusterRoleBinding" {
 			u.SetNamespace(ns)
 		}
+		l := u.GetLabels()
+		if l == nil {
+			l = map[string]string{}
+		}
+		for k, v := range installLabels(ns) {
+			l[k] = v.(string)
+		}
+		u.SetLabels(l)
 	}
-	return objs
+	return objs, nil
 }
 
 type daemonUninstallOptions struct {

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/yaml"
 
+	"github.com/charter-sh/charter/credential"
+	"github.com/charter-sh/charter/internal/testenv"
 	"github.com/charter-sh/charter/reconcile"
 	"github.com/charter-sh/charter/record"
 )
@@ -56,7 +61,12 @@ func TestDaemonInstall(t *testing.T) {
 		t.Errorf("image = %s", ctr.Image)
 	}
 	args := strings.Join(ctr.Args, " ")
-	mustContain(t, args, "daemon run --listen :9292 --log-json", "--source "+testSource, "--records-namespace "+ns)
+	mustContain(t, args, "daemon run --listen :9292 --log-json", "--config "+daemonConfigFile, "--records-namespace "+ns)
+	cm, err := c.kube.CoreV1().ConfigMaps(ns).Get(ctx, daemonConfigName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, cm.Data["daemon.yaml"], "url: "+testSource, "name: state")
 	if ctr.ReadinessProbe == nil || ctr.ReadinessProbe.HTTPGet.Path != "/readyz" || ctr.LivenessProbe == nil || ctr.LivenessProbe.HTTPGet.Path != "/healthz" {
 		t.Errorf("probes: readiness %+v liveness %+v", ctr.ReadinessProbe, ctr.LivenessProbe)
 	}
@@ -196,6 +206,75 @@ func TestDaemonInstallDryRun(t *testing.T) {
 	mustContain(t, admin, "- '*'")
 	if strings.Contains(out, "- '*'") {
 		t.Errorf("default RBAC grants '*':\n%s", out)
+	}
+}
+
+// Source credentials become Secrets in the daemon's namespace: a cluster
+// credential is copied there, an ssh key and a webhook secret are stored;
+// --dry-run never shows their values; uninstall removes the copies only.
+func TestDaemonInstallCredentials(t *testing.T) {
+	c := newCLI(t)
+	ctx := context.Background()
+	daemonNS := testenv.Get(t).NewNamespace(t)
+	t.Cleanup(func() { c.run("daemon", "uninstall", "--namespace", daemonNS) })
+	c.ok("credential", "add", "bot-user", "s3cr3t-token-value", "--name", "git-bot")
+	dir := t.TempDir()
+	key := filepath.Join(dir, "id_ed25519")
+	hook := filepath.Join(dir, "hook")
+	if err := os.WriteFile(key, []byte("-----BEGIN OPENSSH PRIVATE KEY-----\nsecret-key-material\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(hook, []byte("hook-hmac-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"daemon", "install", "--namespace", daemonNS, "--source", "team=" + testSource,
+		"--credential", "team=git-bot", "--ssh-key", key, "--webhook-secret-file", hook, "--image", "registry.local/charter:test"}
+
+	out := c.ok(append(args, "--dry-run")...)
+	for _, secret := range []string{"s3cr3t-token-value", "secret-key-material", "hook-hmac-secret"} {
+		if strings.Contains(out, secret) || strings.Contains(out, base64.StdEncoding.EncodeToString([]byte(secret))) {
+			t.Errorf("--dry-run printed a secret (%s)", secret)
+		}
+	}
+	mustContain(t, out, "REDACTED", "name: git-bot", "name: "+daemonSSHName)
+
+	out = c.ok(args...)
+	mustContain(t, out, "created Secret/"+daemonNS+"/git-bot", "created Secret/"+daemonNS+"/"+daemonSSHName,
+		"created Secret/"+daemonNS+"/"+daemonWebhookName, "created ConfigMap/"+daemonNS+"/"+daemonConfigName)
+	if strings.Contains(out, "s3cr3t") {
+		t.Errorf("install printed the secret:\n%s", out)
+	}
+	copied, err := credential.NewStore(c.kube, daemonNS).Get(ctx, "git-bot")
+	if err != nil || copied.Token != "bot-user" || copied.Secret() != "s3cr3t-token-value" {
+		t.Fatalf("copied credential = %v, %v", copied, err)
+	}
+	cm, err := c.kube.CoreV1().ConfigMaps(daemonNS).Get(ctx, daemonConfigName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, cm.Data["daemon.yaml"], "name: team", "credential: git-bot", "webhookSecretFile: "+daemonWebhookDir+"/secret")
+	d, err := c.kube.AppsV1().Deployments(daemonNS).Get(ctx, daemonName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := fmt.Sprint(d.Spec.Template.Spec.Containers[0].Env)
+	mustContain(t, env, "CHARTER_SSH_KEY "+daemonSSHDir+"/identity")
+
+	// Idempotent, secrets included.
+	out = c.ok(args...)
+	if strings.Contains(out, "created ") || strings.Contains(out, "configured ") {
+		t.Errorf("second install changed something:\n%s", out)
+	}
+	// A credential that does not exist, or a --credential naming no source.
+	errOut := c.fails("daemon", "install", "--namespace", daemonNS, "--source", "team="+testSource, "--credential", "team=nope")
+	mustContain(t, errOut, `credential "nope" for source team not found`)
+	errOut = c.fails("daemon", "install", "--namespace", daemonNS, "--source", "team="+testSource, "--credential", "other=git-bot")
+	mustContain(t, errOut, "--credential names no source: other")
+
+	out = c.ok("daemon", "uninstall", "--namespace", daemonNS)
+	mustContain(t, out, "deleted Secret/"+daemonNS+"/git-bot", "deleted ConfigMap/"+daemonNS+"/"+daemonConfigName)
+	if _, err := credential.NewStore(c.kube, c.ns).Get(ctx, "git-bot"); err != nil {
+		t.Errorf("the original credential is gone: %v", err)
 	}
 }
 
