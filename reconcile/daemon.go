@@ -479,6 +479,8 @@ type Heartbeat struct {
 	Client    kubernetes.Interface
 	Namespace string
 	Identity  string
+	// Version is the daemon's version, reported with each heartbeat.
+	Version string
 }
 
 const leaseName = "charter-daemon"
@@ -492,11 +494,15 @@ const AnnotationStatus = "charter.sh/status"
 type HeartbeatStatus struct {
 	Sources       []SourceStatus `json:"sources"`
 	LastReconcile time.Time      `json:"lastReconcile,omitzero"`
+	Version       string         `json:"version,omitempty"`
 }
 
 // Renew creates or renews the Lease, with the sources followed and their
 // status.
 func (h *Heartbeat) Renew(ctx context.Context, locations []string, status HeartbeatStatus) error {
+	if status.Version == "" {
+		status.Version = h.Version
+	}
 	leases := h.Client.CoordinationV1().Leases(h.Namespace)
 	now := metav1.NewMicroTime(time.Now())
 	secs := int32(3 * HeartbeatEvery / time.Second)

@@ -506,7 +506,11 @@ type daemonStatusReport struct {
 	Holder        string   `json:"holder,omitempty"`
 	Sources       []string `json:"sources,omitempty"`
 	LastReconcile string   `json:"lastReconcile,omitempty"` // RFC 3339
-	Problems      []string `json:"problems,omitempty"`
+	// Version is what the daemon reports in its heartbeat.
+	Version string `json:"version,omitempty"`
+	// SourceStatus is how each source fared at the daemon's last fetch.
+	SourceStatus []reconcile.SourceStatus `json:"sourceStatus,omitempty"`
+	Problems     []string                 `json:"problems,omitempty"`
 }
 
 func newDaemonStatusCmd(g *globalOptions) *cobra.Command {
@@ -537,6 +541,9 @@ every 10s; older than 30s means it is not reconciling). Exit code 1 when not OK.
 				}
 				if rep.HeartbeatAge != "" {
 					fmt.Fprintf(w, "Heartbeat:\t%s ago (%s)\n", rep.HeartbeatAge, rep.Holder)
+				}
+				if rep.Version != "" {
+					fmt.Fprintf(w, "Version:\t%s\n", rep.Version)
 				}
 				for _, s := range rep.Sources {
 					fmt.Fprintf(w, "Source:\t%s\n", s)
@@ -607,6 +614,8 @@ func daemonStatus(ctx context.Context, g *globalOptions, ns string) (*daemonStat
 			if !hs.LastReconcile.IsZero() {
 				rep.LastReconcile = hs.LastReconcile.UTC().Format(time.RFC3339)
 			}
+			rep.Version = hs.Version
+			rep.SourceStatus = hs.Sources
 			for _, src := range hs.Sources {
 				if src.Error != "" {
 					rep.Problems = append(rep.Problems, "source "+src.Source+" failing: "+oneLine(src.Error))

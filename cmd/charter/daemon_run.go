@@ -294,7 +294,7 @@ func runDaemon(ctx context.Context, g *globalOptions, o *daemonRunOptions) error
 	host, _ := os.Hostname()
 	d := &reconcile.Daemon{
 		Reconciler: r, Set: set, Sources: srcs, Interval: o.interval, Resync: o.resync, Workers: o.workers,
-		Heartbeat: &reconcile.Heartbeat{Client: c.Typed, Namespace: g.recordsNS, Identity: fmt.Sprintf("%s-%d", host, os.Getpid())},
+		Heartbeat: &reconcile.Heartbeat{Client: c.Typed, Namespace: g.recordsNS, Identity: fmt.Sprintf("%s-%d", host, os.Getpid()), Version: version},
 	}
 	if listen != "" {
 		stop, err := serveDaemonHTTP(ctx, listen, d, byName, log.Info)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/spf13/cobra"
 	authv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -153,12 +154,7 @@ func (g *globalOptions) doctor(ctx context.Context) []Check {
 			scanErr = fmt.Errorf("%d unreadable declaration(s), first: %v", len(errs), errs[0])
 		}
 		add("declarations", scanErr, strconv.Itoa(len(rels))+" release(s) declared", "fix the files named")
-		if reconcile.DaemonServes(ctx, cl.Typed, g.recordsNS, store.String()) {
-			add("daemon", nil, "follows "+source.Redact(store.String()), "")
-		} else {
-			add("daemon", fmt.Errorf("no daemon follows %s (deploy converges in-process)", source.Redact(store.String())), "",
-				"run charter daemon run --state "+source.Redact(store.String()))
-		}
+		g.doctorDaemon(ctx, cl, store.String(), add)
 		g.doctorRepositories(ctx, d, add)
 	}
 
@@ -172,6 +168,71 @@ func (g *globalOptions) doctor(ctx context.Context) []Check {
 		add("clock", skewErr, "within "+diff.Abs().Round(time.Second).String()+" of the API server", "sync the clock (NTP): heartbeats and timestamps depend on it")
 	}
 	return out
+}
+
+// doctorDaemon checks the installed daemon (ready, its version) or, when
+// none is installed, a daemon running elsewhere; then each source as the
+// daemon last fetched it, with its own credentials.
+func (g *globalOptions) doctorDaemon(ctx context.Context, cl *reconcile.Cluster, state string, add func(string, error, string, string) bool) {
+	ns := g.installNamespace("")
+	rep, err := daemonStatus(ctx, g, ns)
+	if err != nil {
+		add("daemon", err, "", "")
+		return
+	}
+	switch {
+	case rep.Installed && rep.ReadyReplicas < rep.Replicas:
+		add("daemon", fmt.Errorf("installed in %s but %d/%d ready", ns, rep.ReadyReplicas, rep.Replicas), "",
+			"charter daemon status --namespace "+ns+" says why")
+	case rep.Installed:
+		add("daemon", nil, fmt.Sprintf("installed in %s, %d/%d ready, %s", ns, rep.ReadyReplicas, rep.Replicas, rep.Image), "")
+	case reconcile.DaemonServes(ctx, cl.Typed, g.recordsNS, state):
+		add("daemon", nil, "not installed in the cluster; one runs elsewhere and follows "+source.Redact(state), "")
+	default:
+		add("daemon", fmt.Errorf("no daemon follows %s (deploy converges in-process)", source.Redact(state)), "",
+			"charter daemon install --state URL, or charter daemon run --state "+source.Redact(state))
+	}
+	if rep.Heartbeat == "" {
+		return
+	}
+	add("daemon version", versionSkew(version, rep.Version), "daemon "+orUnknown(rep.Version)+", CLI "+version,
+		"upgrade one of them: charter daemon install --image "+defaultImageRepo+":"+version)
+	for _, st := range rep.SourceStatus {
+		var err error
+		detail := fmt.Sprintf("fetched %s ago", time.Since(st.LastFetch).Round(time.Second))
+		if rev, _, _ := strings.Cut(st.Revision, "|"); rev != "" {
+			detail += " at " + shortRev(rev)
+		}
+		detail += fmt.Sprintf(", %d release(s)", st.Releases)
+		if st.Error != "" {
+			err = fmt.Errorf("the daemon cannot fetch it: %s", source.RedactText(st.Error))
+		}
+		add("source "+source.Redact(st.Source), err, detail, "check the URL and the credential the daemon uses for it (daemon install --credential)")
+	}
+}
+
+func orUnknown(v string) string {
+	if v == "" {
+		return "unknown"
+	}
+	return v
+}
+
+// versionSkew fails when the daemon's and the CLI's release versions differ
+// in major or minor; development builds are only reported.
+func versionSkew(cli, daemon string) error {
+	if daemon == "" {
+		return fmt.Errorf("the daemon does not report its version (older than the CLI?)")
+	}
+	a, errA := semver.NewVersion(strings.TrimPrefix(cli, "v"))
+	b, errB := semver.NewVersion(strings.TrimPrefix(daemon, "v"))
+	if errA != nil || errB != nil {
+		return nil // a development build: nothing to compare
+	}
+	if a.Major() != b.Major() || a.Minor() != b.Minor() {
+		return fmt.Errorf("daemon %s and CLI %s differ in minor version", daemon, cli)
+	}
+	return nil
 }
 
 // doctorRepositories checks every repository's index and required keyrings.

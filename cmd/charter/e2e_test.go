@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/charter-sh/charter/internal/testenv"
+	"github.com/charter-sh/charter/reconcile"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -397,6 +398,28 @@ func TestDoctor(t *testing.T) {
 	}
 	jout, _, _ := c.run("doctor", "-o", "json")
 	mustContain(t, jout, `"name": "API server"`, `"ok": true`)
+
+	// A daemon running elsewhere: its version and each source as it last
+	// fetched it.
+	hb := &reconcile.Heartbeat{Client: c.kube, Namespace: c.ns, Identity: "elsewhere", Version: "v9.1.0"}
+	statePath, _ := filepath.Abs(c.state)
+	err := hb.Renew(context.Background(), []string{statePath}, reconcile.HeartbeatStatus{Sources: []reconcile.SourceStatus{
+		{Source: statePath, Revision: "abcdef1234567|sha256:x", Releases: 2, LastFetch: time.Now()},
+		{Source: "https://git.example.com/private.git", Error: "authentication required", LastFetch: time.Now()},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, _ = c.run("doctor")
+	mustContain(t, out, "✓ daemon: not installed in the cluster; one runs elsewhere", "daemon v9.1.0, CLI dev",
+		"✓ source "+statePath+": fetched", "at abcdef1", "2 release(s)",
+		"✗ source https://git.example.com/private.git: the daemon cannot fetch it: authentication required")
+	if err := versionSkew("v1.2.3", "v1.3.0"); err == nil {
+		t.Error("versionSkew accepts a minor-version difference")
+	}
+	if err := versionSkew("v1.2.3", "1.2.9"); err != nil {
+		t.Errorf("versionSkew: %v", err)
+	}
 
 	// A repository that cannot be reached is named.
 	c.ok("repo", "add", "--name", "gone", "http://127.0.0.1:1/charts")
