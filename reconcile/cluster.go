@@ -37,7 +37,8 @@ type Cluster struct {
 	Manager *ssa.ResourceManager
 
 	discovery discovery.DiscoveryInterface
-	capsOnce  sync.Once
+	capsMu    sync.Mutex
+	capsOK    bool // caps were read; a failure is not kept
 	caps      Capabilities
 	capsErr   error
 }
@@ -130,9 +131,17 @@ func Unwrapped(err error) error {
 	}
 }
 
-// Capabilities asks the server once for its version and API versions.
+// Capabilities asks the server for its version and API versions on first
+// use. A failure is not kept: the next call asks again, so an API server
+// that was unreachable for a while does not fail every later render.
 func (c *Cluster) Capabilities() (Capabilities, error) {
-	c.capsOnce.Do(func() {
+	c.capsMu.Lock()
+	defer c.capsMu.Unlock()
+	if c.capsOK {
+		return c.caps, nil
+	}
+	c.caps, c.capsErr = Capabilities{}, nil
+	func() {
 		v, err := c.discovery.ServerVersion()
 		if err != nil {
 			c.capsErr = ServerError(c.Config.Host, err)
@@ -168,6 +177,7 @@ func (c *Cluster) Capabilities() (Capabilities, error) {
 			}
 		}
 		sort.Strings(c.caps.APIVersions)
-	})
+	}()
+	c.capsOK = c.capsErr == nil
 	return c.caps, c.capsErr
 }

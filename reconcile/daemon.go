@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,11 +64,22 @@ type Daemon struct {
 	// of whose objects was changed or deleted by someone else is reconciled
 	// at once, and full resyncs skip the dry-run of releases it vouches for.
 	Drift DriftWatcher
+	// Metrics, when set, records reconciles, fetches and release statuses.
+	Metrics *Metrics
+	// Events, when set, gets a release-level event for every installed,
+	// upgraded, corrected or uninstalled result; Run also runs it. Wire
+	// Reconciler.Progress to Events.Emit for the release-level events the
+	// reconciler reports itself (failed, waiting…).
+	Events *EventRecorder
+	// Shard, when set, limits the daemon to the releases of its shard (and
+	// to uninstalling those): replicas with the other shards do the rest.
+	Shard Shard
 
 	mu       sync.Mutex
 	status   map[string]*SourceStatus
 	triggers map[string]chan struct{}
-	lastPass time.Time // when the last pass over all releases finished
+	lastPass time.Time         // when the last pass over all releases finished
+	released map[string]string // release → status its last reconcile left (metrics)
 }
 
 // DriftWatcher follows the live objects of releases through watches.
@@ -137,11 +150,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.status[w.Source.String()] = &SourceStatus{Source: w.Source.String()}
 		d.triggers[w.Source.String()] = make(chan struct{}, 1)
 	}
+	d.released = map[string]string{}
 	d.mu.Unlock()
 
 	changed := make(chan struct{}, 1)
 	kicks := make(chan string, 1024)
 	var wg sync.WaitGroup
+	if d.Events != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.Events.Run(ctx)
+		}()
+	}
 	if d.Drift != nil {
 		wg.Add(1)
 		go func() {
@@ -172,7 +193,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for _, w := range d.Sources {
 		locations = append(locations, w.Source.String())
 	}
-	log.Info("daemon started", "sources", locations, "interval", interval.String(), "resync", resyncEvery.String(), "workers", workers)
+	log.Info("daemon started", "sources", locations, "interval", interval.String(), "resync", resyncEvery.String(), "workers", workers, "shard", d.Shard.String())
 
 	var (
 		resync     = time.NewTicker(resyncEvery)
@@ -235,9 +256,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case err := <-done:
 			running = false
 			if err != nil {
-				// Transient failures: retry with capped exponential backoff.
-				log.Warn("retrying after transient failure", "in", retryAfter.String(), "error", err)
-				retryT.Reset(retryAfter)
+				// Transient failures: retry with capped exponential backoff
+				// and jitter, or later when the API server asks to.
+				delay := retryDelay(retryAfter, err, rand.Float64())
+				log.Warn("retrying after transient failure", "in", delay.Round(time.Millisecond).String(), "error", err)
+				retryT.Reset(delay)
 				retryAfter = min(retryAfter*2, 5*time.Minute)
 			} else {
 				retryAfter = 5 * time.Second
@@ -298,9 +321,13 @@ func (d *Daemon) follow(ctx context.Context, w Watched, interval time.Duration, 
 func (d *Daemon) fetch(ctx context.Context, w Watched) bool {
 	loc := w.Source.String()
 	log := d.Reconciler.log()
+	start := time.Now()
 	a, err := w.Source.Fetch(ctx)
 	if err == nil {
 		err = d.install(ctx, w, a)
+	}
+	if ctx.Err() == nil {
+		d.Metrics.observeFetch(loc, time.Since(start), err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -393,13 +420,15 @@ func (d *Daemon) beat(ctx context.Context, locations []string) {
 func (d *Daemon) runPass(ctx context.Context, p pass, workers int) error {
 	log := d.Reconciler.log()
 	if p.names != nil {
-		return d.runWave(ctx, p, slices.Compact(slices.Sorted(slices.Values(p.names))), workers)
+		return d.runWave(ctx, p, d.Shard.Filter(slices.Compact(slices.Sorted(slices.Values(p.names)))), workers)
 	}
 	names, broken, err := d.Reconciler.Names(ctx)
 	if err != nil {
 		log.Error("list releases", "error", err)
 		return err
 	}
+	names = d.Shard.Filter(names) // the other shards' releases, and their uninstalls, are not ours
+	d.forgetOthers(names)
 	for _, b := range broken {
 		var re *state.ReleaseError
 		errors.As(b, &re)
@@ -438,6 +467,9 @@ func (d *Daemon) runWave(ctx context.Context, p pass, names []string, workers in
 	for _, name := range names {
 		g.Go(func() error {
 			start := time.Now()
+			if d.Events != nil && d.uninstalling(ctx, name) {
+				d.Events.remember(ctx, name) // its records go with it
+			}
 			// A targeted pass checks drift; a full pass does too, unless the
 			// drift watcher vouches for the release from its caches.
 			onlyIfChanged := !p.full && p.names == nil
@@ -445,6 +477,7 @@ func (d *Daemon) runWave(ctx context.Context, p pass, names []string, workers in
 				onlyIfChanged = true
 			}
 			res, err := d.Reconciler.Reconcile(ctx, name, Options{OnlyIfChanged: onlyIfChanged})
+			d.observe(ctx, name, res, err, time.Since(start))
 			if err != nil {
 				var perm *PermanentError
 				if !errors.As(err, &perm) && ctx.Err() == nil {
@@ -456,6 +489,9 @@ func (d *Daemon) runWave(ctx context.Context, p pass, names []string, workers in
 			}
 			if d.Drift != nil && res.Inventory != nil {
 				d.Drift.Observe(name, res.Inventory)
+			}
+			if e, ok := resultEvent(res); ok {
+				d.Events.Emit(e)
 			}
 			if res.Action != "unchanged" && res.Action != "skipped" {
 				log.Info("reconciled", "release", name, "action", res.Action, "revision", res.Revision,
@@ -481,10 +517,20 @@ type Heartbeat struct {
 	Identity  string
 	// Version is the daemon's version, reported with each heartbeat.
 	Version string
+	// Shard names the Lease: each shard renews its own
+	// (Shard.HeartbeatLease), all labelled LabelHeartbeat.
+	Shard Shard
 }
 
 const leaseName = "charter-daemon"
 const annotationSources = "charter.sh/sources"
+
+// LabelHeartbeat ("true") marks every heartbeat Lease, one per shard.
+const LabelHeartbeat = "charter.sh/heartbeat"
+
+// AnnotationShard holds the shard ("i/n") a heartbeat Lease reports for;
+// absent when the daemon is not sharded.
+const AnnotationShard = "charter.sh/shard"
 
 // AnnotationStatus holds the daemon's HeartbeatStatus (JSON) on its Lease.
 const AnnotationStatus = "charter.sh/status"
@@ -508,10 +554,15 @@ func (h *Heartbeat) Renew(ctx context.Context, locations []string, status Heartb
 	secs := int32(3 * HeartbeatEvery / time.Second)
 	srcs, _ := json.Marshal(locations)
 	st, _ := json.Marshal(status)
-	l, err := leases.Get(ctx, leaseName, metav1.GetOptions{})
+	name := h.Shard.HeartbeatLease()
+	l, err := leases.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
+		annotations := map[string]string{annotationSources: string(srcs), AnnotationStatus: string(st)}
+		if h.Shard.Sharded() {
+			annotations[AnnotationShard] = h.Shard.String()
+		}
 		_, err = leases.Create(ctx, &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Name: leaseName, Annotations: map[string]string{annotationSources: string(srcs), AnnotationStatus: string(st)}},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{LabelHeartbeat: "true"}, Annotations: annotations},
 			Spec:       coordinationv1.LeaseSpec{HolderIdentity: &h.Identity, RenewTime: &now, LeaseDurationSeconds: &secs},
 		}, metav1.CreateOptions{})
 		return err
@@ -524,21 +575,70 @@ func (h *Heartbeat) Renew(ctx context.Context, locations []string, status Heartb
 	}
 	l.Annotations[annotationSources] = string(srcs)
 	l.Annotations[AnnotationStatus] = string(st)
+	if h.Shard.Sharded() {
+		l.Annotations[AnnotationShard] = h.Shard.String()
+	}
+	if l.Labels == nil {
+		l.Labels = map[string]string{}
+	}
+	l.Labels[LabelHeartbeat] = "true"
 	l.Spec.HolderIdentity, l.Spec.RenewTime, l.Spec.LeaseDurationSeconds = &h.Identity, &now, &secs
 	_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
 	return err
 }
 
-// DaemonServes reports whether a daemon renewed its heartbeat recently and
-// follows location (a redacted source location, or a directory path).
+// DaemonServes reports whether daemons that renewed their heartbeats
+// recently follow location (a redacted source location, or a directory
+// path) for every release: an unsharded daemon, or one of every shard of
+// some count n.
 func DaemonServes(ctx context.Context, c kubernetes.Interface, namespace, location string) bool {
-	l, err := c.CoordinationV1().Leases(namespace).Get(ctx, leaseName, metav1.GetOptions{})
-	if err != nil || l.Spec.RenewTime == nil {
+	leases, err := HeartbeatLeases(ctx, c, namespace)
+	if err != nil {
 		return false
 	}
-	var srcs []string
-	if err := json.Unmarshal([]byte(l.Annotations[annotationSources]), &srcs); err != nil {
-		return false
+	shards := map[int]map[int]bool{} // count → indexes seen
+	for _, l := range leases {
+		if !HeartbeatFresh(&l) {
+			continue
+		}
+		var srcs []string
+		if err := json.Unmarshal([]byte(l.Annotations[annotationSources]), &srcs); err != nil || !slices.Contains(srcs, location) {
+			continue
+		}
+		sh, err := ParseShard(l.Annotations[AnnotationShard])
+		if l.Annotations[AnnotationShard] == "" || err != nil || !sh.Sharded() {
+			return true
+		}
+		if shards[sh.Count] == nil {
+			shards[sh.Count] = map[int]bool{}
+		}
+		shards[sh.Count][sh.Index] = true
+		if len(shards[sh.Count]) == sh.Count {
+			return true
+		}
 	}
-	return slices.Contains(srcs, location) && time.Since(l.Spec.RenewTime.Time) < 3*HeartbeatEvery
+	return false
+}
+
+// HeartbeatFresh reports whether a heartbeat Lease was renewed within three
+// heartbeat periods.
+func HeartbeatFresh(l *coordinationv1.Lease) bool {
+	return l.Spec.RenewTime != nil && time.Since(l.Spec.RenewTime.Time) < 3*HeartbeatEvery
+}
+
+// HeartbeatLeases lists the heartbeat Leases in namespace, one per shard
+// (and the unlabelled one of daemons older than sharding), by name.
+func HeartbeatLeases(ctx context.Context, c kubernetes.Interface, namespace string) ([]coordinationv1.Lease, error) {
+	l, err := c.CoordinationV1().Leases(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var out []coordinationv1.Lease
+	for _, x := range l.Items {
+		if x.Labels[LabelHeartbeat] == "true" || x.Name == leaseName {
+			out = append(out, x)
+		}
+	}
+	slices.SortFunc(out, func(a, b coordinationv1.Lease) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -17,11 +18,13 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/fluxcd/pkg/ssa"
+	ssaerrors "github.com/fluxcd/pkg/ssa/errors"
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	"github.com/charter-sh/charter/record"
@@ -51,7 +54,10 @@ type Records interface {
 type Event struct {
 	Release string
 	Object  string // Kind/namespace/name
-	Action  string // created, configured, unchanged, deleted, ready, waiting, failed
+	// Per object: created, configured, unchanged, deleted, replaced,
+	// ready, waiting, failed. Per release (Object empty): waiting, failed,
+	// drifted, rolled-back, stalled.
+	Action  string
 	Message string
 }
 
@@ -65,7 +71,8 @@ type Reconciler struct {
 	// (or beside) the state.
 	Charts Charts
 
-	// Timeout bounds the health wait of one release (default 5m).
+	// Timeout bounds the health wait of one release (default 5m); a
+	// declaration's own timeout overrides it.
 	Timeout time.Duration
 	// Progress, when set, receives an Event per object as it is applied,
 	// becomes ready or is deleted. It is called from the reconciling
@@ -79,8 +86,10 @@ type Reconciler struct {
 
 // Result says what one reconcile did.
 type Result struct {
-	Release  string
-	Action   string // installed, upgraded, unchanged, corrected, uninstalled
+	Release string
+	// installed, upgraded, unchanged, corrected, uninstalled, waiting,
+	// failed, rolled-back, stalled, interrupted, skipped
+	Action   string
 	Revision int
 	Changes  *ssa.ChangeSet
 	// Inventory is what the release has applied after a successful
@@ -147,7 +156,13 @@ type run struct {
 	rev      *record.Revision
 	changes  *ssa.ChangeSet
 	skip     bool
-	result   Result
+	// stalled: remediation gave up on this desired state; the deployed
+	// (rolled back) revision is kept and only checked for drift.
+	stalled bool
+	// drift found by this pass (a drift check), reported once it is
+	// corrected or has failed.
+	drift  *record.Drift
+	result Result
 }
 
 // Reconcile converges one release to its declaration; a release with records
@@ -189,9 +204,22 @@ func (r *Reconciler) Reconcile(ctx context.Context, name string, opts Options) (
 				ru.result.Action = "waiting"
 				return &ru.result, err
 			}
+			attempt := 0
+			if s.name == "wait" && ctx.Err() == nil {
+				attempt, err = r.remediation(ru, err)
+			}
 			r.fail(ctx, ru, err)
+			r.reportDrift(ctx, ru, err)
+			if attempt > 0 {
+				err = r.rollback(ctx, ru, err, attempt)
+			}
 			return &ru.result, err
 		}
+	}
+	if ru.stalled && !ru.skip {
+		ru.result.Action = "stalled"
+		ru.result.Revision = ru.deployed.Revision
+		return &ru.result, r.stalledError(ru)
 	}
 	switch {
 	case ru.rev != nil && ru.rev.Status == record.StatusDeployed:
@@ -255,6 +283,17 @@ func (r *Reconciler) load(ctx context.Context, ru *run) error {
 		ru.result.Action = "failed"
 		ru.result.Revision = ru.last.Revision
 	}
+	// Remediation gave up on this desired state: keep running the revision
+	// it rolled back to (checked for drift on full passes) until the
+	// declaration or chart changes.
+	if r.isStalled(ru) {
+		ru.stalled = true
+		if ru.opts.OnlyIfChanged {
+			ru.skip = true
+			ru.result.Action = "stalled"
+			ru.result.Revision = ru.deployed.Revision
+		}
+	}
 	return nil
 }
 
@@ -304,13 +343,21 @@ func isTransientFetch(err error) bool {
 	return false
 }
 
-// DesiredDigest identifies everything that decides the rendered output of a
-// release: its name, namespace, chart reference and digest, and values.
+// DesiredDigest identifies everything that decides what a release applies
+// and how: its name, namespace, chart reference and digest, values, and the
+// declaration's timeout, remediation, force, adopt and drift settings (left
+// out of the digest when unset, so digests of releases that set none of them
+// stay what they were).
 func DesiredDigest(decl *state.Release, chartDigest string, values map[string]any) string {
 	b, _ := json.Marshal(struct {
 		Name, Namespace, Chart, ChartDigest string
 		Values                              map[string]any
-	}{decl.Name, namespaceOf(decl), decl.Chart, chartDigest, values})
+		Timeout                             string             `json:",omitempty"`
+		Remediation                         *state.Remediation `json:",omitempty"`
+		Force                               bool               `json:",omitempty"`
+		Adopt                               bool               `json:",omitempty"`
+		Drift                               *state.Drift       `json:",omitempty"`
+	}{decl.Name, namespaceOf(decl), decl.Chart, chartDigest, values, decl.Timeout, decl.Remediation, decl.Force, decl.Adopt, decl.Drift})
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
@@ -324,9 +371,9 @@ func namespaceOf(decl *state.Release) string {
 
 func (r *Reconciler) render(ctx context.Context, ru *run) error {
 	ns := namespaceOf(ru.decl)
-	// Unchanged desired state: apply what was recorded (drift correction)
-	// instead of rendering again.
-	if ru.deployed != nil && ru.last == ru.deployed && ru.deployed.DesiredDigest == ru.digest {
+	// Unchanged desired state (or one remediation gave up on): apply what
+	// was recorded (drift correction) instead of rendering again.
+	if ru.deployed != nil && (ru.stalled || ru.last == ru.deployed && ru.deployed.DesiredDigest == ru.digest) {
 		objs, err := ParseManifest(ru.deployed.Manifest)
 		if err == nil {
 			ru.objects = objs
@@ -337,8 +384,18 @@ func (r *Reconciler) render(ctx context.Context, ru *run) error {
 	if err != nil {
 		return err
 	}
+	// A revision of this very desired state left pending (the daemon was
+	// killed, the API server went away, Ctrl-C) is picked up and finished,
+	// not duplicated.
+	var resumed *record.Revision
+	if l := ru.last; l != nil && (l.Status == record.StatusPendingInstall || l.Status == record.StatusPendingUpgrade) && l.DesiredDigest == ru.digest {
+		resumed = l
+	}
 	revision := 1
-	if ru.last != nil {
+	switch {
+	case resumed != nil:
+		revision = resumed.Revision
+	case ru.last != nil:
 		revision = ru.last.Revision + 1
 	}
 	res, err := render.Render(ru.chart, ru.values, caps.RenderOptions(render.Options{
@@ -365,14 +422,39 @@ func (r *Reconciler) render(ctx context.Context, ru *run) error {
 		Release: ru.name, Namespace: ns, Status: status,
 		Chart: ru.decl.Chart, ChartName: meta.Name, ChartVersion: meta.Version, ChartDigest: ru.chart.Digest,
 		AppVersion: meta.AppVersion, Values: ru.values, ComputedValues: res.Values,
-		Manifest: manifestOf(ru.objects), Notes: res.Notes, Inventory: inventoryOf(ru.objects),
+		Manifest: manifestOf(ru.objects), Notes: res.Notes, Inventory: intendedInventory(ru.objects, ru.history),
 		DesiredDigest: ru.digest, Source: ru.src.Source, SourceRevision: ru.src.Revision,
 		FirstDeployed: first, LastDeployed: now,
 	}
-	if err := r.Records.Create(ctx, ru.rev); err != nil {
-		return err
+	if resumed != nil {
+		ru.rev.Revision = resumed.Revision
+		return r.Records.Update(ctx, ru.rev)
 	}
-	return nil
+	return r.Records.Create(ctx, ru.rev)
+}
+
+// intendedInventory is what a pending revision records before anything is
+// written: the objects it renders, then every object an earlier revision
+// may have left in the cluster (old ∪ new). Whenever the run stops — killed,
+// cut off from the API server, failed — the newest record alone names every
+// object the next run may have to prune, however many records the history
+// limit deletes meanwhile. Once deployed, the revision records only what it
+// rendered (see record).
+func intendedInventory(objs []*unstructured.Unstructured, history []*record.Revision) []record.ObjectRef {
+	refs := inventoryOf(objs)
+	seen := map[string]bool{}
+	for _, ref := range refs {
+		seen[refKey(ref)] = true
+	}
+	for _, rev := range history {
+		for _, ref := range rev.Inventory {
+			if k := refKey(ref); !seen[k] {
+				seen[k] = true
+				refs = append(refs, ref)
+			}
+		}
+	}
+	return refs
 }
 
 // ensureNamespace creates the release's target namespace when missing, like
@@ -392,6 +474,9 @@ func (r *Reconciler) ensureNamespace(ctx context.Context, ns string) error {
 	return nil
 }
 
+// apply writes the objects: on a drift check (desired state unchanged)
+// only those that drifted, reporting what drifted; otherwise every object
+// that differs from its dry-run.
 func (r *Reconciler) apply(ctx context.Context, ru *run) error {
 	if err := r.ensureNamespace(ctx, namespaceOf(ru.decl)); err != nil {
 		return err
@@ -399,9 +484,17 @@ func (r *Reconciler) apply(ctx context.Context, ru *run) error {
 	if err := r.checkOwnership(ctx, ru); err != nil {
 		return err
 	}
-	opts := ssa.DefaultApplyOptions()
-	opts.WaitTimeout = r.timeout()
-	cs, err := r.Cluster.Manager.ApplyAllStaged(ctx, copyObjects(ru.objects), opts)
+	objs := copyObjects(ru.objects)
+	if err := r.keepIgnoredFields(ctx, ru, objs); err != nil {
+		return err
+	}
+	var cs *ssa.ChangeSet
+	var err error
+	if ru.rev == nil {
+		cs, err = r.correctDrift(ctx, ru, objs)
+	} else {
+		cs, err = r.applyObjects(ctx, ru, objs)
+	}
 	if cs != nil {
 		ru.changes = cs
 		for _, e := range cs.Entries {
@@ -409,24 +502,133 @@ func (r *Reconciler) apply(ctx context.Context, ru *run) error {
 		}
 	}
 	if err != nil {
-		err = ServerError(r.Cluster.Config.Host, err)
-		var status apierrors.APIStatus
-		if errors.As(err, &status) && (apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)) {
-			return &PermanentError{fmt.Errorf("apply: %w", err)}
-		}
-		if strings.Contains(err.Error(), "dry-run failed") {
-			return &PermanentError{fmt.Errorf("apply: %w", err)}
-		}
-		return fmt.Errorf("apply: %w", err)
+		return r.applyError(err)
 	}
 	ru.result.Changes = cs
 	return nil
 }
 
+// applyError classifies an apply failure: objects the API server rejects
+// are permanent until the declaration or chart changes.
+func (r *Reconciler) applyError(err error) error {
+	var perm *PermanentError
+	if errors.As(err, &perm) {
+		return err
+	}
+	err = ServerError(r.Cluster.Config.Host, err)
+	var status apierrors.APIStatus
+	if errors.As(err, &status) && (apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)) {
+		return &PermanentError{fmt.Errorf("apply: %w", err)}
+	}
+	if strings.Contains(err.Error(), "dry-run failed") {
+		return &PermanentError{fmt.Errorf("apply: %w", err)}
+	}
+	return fmt.Errorf("apply: %w", err)
+}
+
+// applyObjects server-side applies objs (dry-run first, only what differs
+// is written). An object whose immutable fields changed is deleted and
+// created again when the declaration sets force; otherwise the change is
+// refused, naming the object and the fields.
+func (r *Reconciler) applyObjects(ctx context.Context, ru *run, objs []*unstructured.Unstructured) (*ssa.ChangeSet, error) {
+	opts := ssa.DefaultApplyOptions()
+	opts.WaitTimeout = r.timeoutFor(ru)
+	replaced := map[string]bool{}
+	for {
+		cs, err := r.Cluster.Manager.ApplyAllStaged(ctx, copyObjects(objs), opts)
+		if err == nil {
+			return cs, nil
+		}
+		obj, fields, ok := immutableChange(err)
+		if !ok {
+			return cs, err
+		}
+		id := ssautils.FmtUnstructured(obj)
+		if !ru.decl.Force {
+			return cs, &PermanentError{fmt.Errorf("%s: %s; set force: true in the declaration to replace the object", id, fields)}
+		}
+		if replaced[id] {
+			return cs, &PermanentError{fmt.Errorf("%s: still rejected after it was replaced: %w", id, err)}
+		}
+		replaced[id] = true
+		if err := r.replace(ctx, ru, obj); err != nil {
+			return cs, err
+		}
+		r.emit(Event{Release: ru.name, Object: id, Action: "replaced", Message: fields})
+		r.log().Info("object replaced", "release", ru.name, "object", id, "reason", fields)
+	}
+}
+
+// immutableChange tells whether err is a dry-run refused because immutable
+// fields changed, and returns the object and "FIELD is immutable".
+func immutableChange(err error) (*unstructured.Unstructured, string, bool) {
+	var dr *ssaerrors.DryRunErr
+	if !errors.As(err, &dr) || dr.InvolvedObject() == nil {
+		return nil, "", false
+	}
+	cause := dr.Unwrap()
+	if !strings.Contains(strings.ToLower(cause.Error()), "immutable") {
+		return nil, "", false
+	}
+	var fields []string
+	var status apierrors.APIStatus
+	if errors.As(cause, &status) && status.Status().Details != nil {
+		for _, c := range status.Status().Details.Causes {
+			if c.Field != "" && strings.Contains(strings.ToLower(c.Message), "immutable") && !slices.Contains(fields, c.Field) {
+				fields = append(fields, c.Field)
+			}
+		}
+	}
+	switch len(fields) {
+	case 0:
+		return dr.InvolvedObject(), "an immutable field changed", true
+	case 1:
+		return dr.InvolvedObject(), fields[0] + " is immutable", true
+	}
+	return dr.InvolvedObject(), strings.Join(fields, ", ") + " are immutable", true
+}
+
+// replace deletes obj and waits until it is gone, so it can be created
+// again with its new immutable fields.
+func (r *Reconciler) replace(ctx context.Context, ru *run, obj *unstructured.Unstructured) error {
+	id := ssautils.FmtUnstructured(obj)
+	err := r.Cluster.Client.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground))
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("replace %s: delete: %w", id, ServerError(r.Cluster.Config.Host, err))
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeoutFor(ru))
+	defer cancel()
+	for {
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(obj.GroupVersionKind())
+		err := r.Cluster.Client.Get(ctx, keyOf(obj.GetNamespace(), obj.GetName()), live)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("replace %s: still not deleted after %s", id, r.timeoutFor(ru))
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 // checkOwnership refuses to take over objects that belong to another
-// release: the ownership label names the owner.
+// release (the ownership labels name the owner) and, unless the
+// declaration sets adopt, existing objects no release owns. Objects of the
+// last deployed inventory are this release's already: they are not read
+// again, so a steady-state reconcile costs no request here.
 func (r *Reconciler) checkOwnership(ctx context.Context, ru *run) error {
+	known := map[string]bool{}
+	if ru.deployed != nil {
+		for _, ref := range ru.deployed.Inventory {
+			known[refKey(ref)] = true
+		}
+	}
 	for _, o := range ru.objects {
+		if known[refKey(refOf(o))] {
+			continue
+		}
 		live := &unstructured.Unstructured{}
 		live.SetGroupVersionKind(o.GroupVersionKind())
 		err := r.Cluster.Client.Get(ctx, keyOf(o.GetNamespace(), o.GetName()), live)
@@ -435,7 +637,11 @@ func (r *Reconciler) checkOwnership(ctx context.Context, ru *run) error {
 		}
 		owner := live.GetLabels()[render.LabelRelease]
 		ownerNS := live.GetLabels()[render.LabelNamespace]
-		if owner != "" && (owner != ru.name || ownerNS != namespaceOf(ru.decl)) {
+		switch {
+		case owner == "" && !ru.decl.Adopt:
+			return &PermanentError{fmt.Errorf("%s exists and is not managed by charter; set adopt: true in the declaration to take it over",
+				ssautils.FmtUnstructured(o))}
+		case owner != "" && (owner != ru.name || ownerNS != namespaceOf(ru.decl)):
 			return &PermanentError{fmt.Errorf("%s belongs to release %q (namespace %s); refusing to take it over",
 				ssautils.FmtUnstructured(o), owner, ownerNS)}
 		}
@@ -450,10 +656,9 @@ func (r *Reconciler) prune(ctx context.Context, ru *run) error {
 	}
 	var stale []*unstructured.Unstructured
 	seen := map[string]bool{}
+	// Every revision counts, a resumed one too: its record names what its
+	// earlier, interrupted run may have applied.
 	for _, rev := range ru.history {
-		if rev.Revision == revisionOf(ru.rev) {
-			continue
-		}
 		for _, ref := range rev.Inventory {
 			k := refKey(ref)
 			if keep[k] || seen[k] {
@@ -494,6 +699,23 @@ func (r *Reconciler) timeout() time.Duration {
 	return r.Timeout
 }
 
+// timeoutFor is the release's health wait: its declared timeout, else the
+// reconciler's.
+func (r *Reconciler) timeoutFor(ru *run) time.Duration {
+	if d := ru.decl.HealthTimeout(); d > 0 {
+		return d
+	}
+	return r.timeout()
+}
+
+// waitFor waits until objs are healthy, within the release's timeout.
+func (r *Reconciler) waitFor(ctx context.Context, ru *run, objs []*unstructured.Unstructured) error {
+	// waitReady reads the timeout from its receiver: give it one with the
+	// release's own, sharing the cluster and progress reporting.
+	w := &Reconciler{Cluster: r.Cluster, Progress: r.Progress, Log: r.Log, Timeout: r.timeoutFor(ru)}
+	return w.waitReady(ctx, ru.name, objs)
+}
+
 func (r *Reconciler) wait(ctx context.Context, ru *run) error {
 	if ru.changes == nil {
 		return nil
@@ -513,7 +735,7 @@ func (r *Reconciler) wait(ctx context.Context, ru *run) error {
 	if !changed && ru.rev == nil {
 		return nil
 	}
-	return r.waitReady(ctx, ru.name, objs)
+	return r.waitFor(ctx, ru, objs)
 }
 
 func (r *Reconciler) record(ctx context.Context, ru *run) error {
@@ -529,6 +751,7 @@ func (r *Reconciler) record(ctx context.Context, ru *run) error {
 				}
 			}
 		}
+		r.reportDrift(ctx, ru, nil)
 		return nil
 	}
 	ru.result.Action = "installed"
@@ -538,12 +761,16 @@ func (r *Reconciler) record(ctx context.Context, ru *run) error {
 	ru.rev.Status = record.StatusDeployed
 	ru.rev.Message = ""
 	ru.rev.LastDeployed = time.Now().UTC()
+	ru.rev.Inventory = inventoryOf(ru.objects) // the rest is pruned
 	if err := r.Records.Update(ctx, ru.rev); err != nil {
 		return err
 	}
 	ru.result.Revision = ru.rev.Revision
 	for _, old := range ru.history {
-		if old.Status == record.StatusDeployed && old.Revision != ru.rev.Revision {
+		// Revisions left pending by an interrupted run of an older desired
+		// state are superseded too: nothing will finish them.
+		pending := old.Status == record.StatusPendingInstall || old.Status == record.StatusPendingUpgrade
+		if (old.Status == record.StatusDeployed || pending) && old.Revision != ru.rev.Revision {
 			old.Status = record.StatusSuperseded
 			if err := r.Records.Update(ctx, old); err != nil {
 				return err
@@ -702,13 +929,6 @@ func (r *Reconciler) Names(ctx context.Context) (names []string, broken []error,
 	return names, broken, nil
 }
 
-func revisionOf(rev *record.Revision) int {
-	if rev == nil {
-		return -1
-	}
-	return rev.Revision
-}
-
 func copyObjects(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
 	out := make([]*unstructured.Unstructured, len(objs))
 	for i, o := range objs {
@@ -720,9 +940,13 @@ func copyObjects(objs []*unstructured.Unstructured) []*unstructured.Unstructured
 func inventoryOf(objs []*unstructured.Unstructured) []record.ObjectRef {
 	refs := make([]record.ObjectRef, 0, len(objs))
 	for _, o := range objs {
-		refs = append(refs, record.ObjectRef{APIVersion: o.GetAPIVersion(), Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()})
+		refs = append(refs, refOf(o))
 	}
 	return refs
+}
+
+func refOf(o *unstructured.Unstructured) record.ObjectRef {
+	return record.ObjectRef{APIVersion: o.GetAPIVersion(), Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()}
 }
 
 func refKey(ref record.ObjectRef) string {

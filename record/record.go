@@ -10,6 +10,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -101,6 +102,73 @@ type Revision struct {
 
 	FirstDeployed time.Time `json:"firstDeployed"`
 	LastDeployed  time.Time `json:"lastDeployed"`
+
+	// RolledBack is set on a revision written by automatic remediation: it
+	// re-applied an earlier revision after an upgrade failed.
+	RolledBack *Rollback `json:"rolledBack,omitempty"`
+	// LastDrift is the last time the live objects of this (deployed)
+	// revision were found changed by someone else, and what was done.
+	LastDrift *Drift `json:"lastDrift,omitempty"`
+}
+
+// Rollback describes an automatic rollback after a failed upgrade.
+type Rollback struct {
+	// To is the revision whose manifest was re-applied (the original one
+	// when that was itself a rollback).
+	To int `json:"to"`
+	// Failed is the revision whose upgrade failed.
+	Failed int `json:"failed"`
+	// DesiredDigest is the desired state that failed, and Attempts how many
+	// times in a row it has failed; once Attempts reaches the declared
+	// retries the release is stalled until the desired state changes.
+	DesiredDigest string `json:"desiredDigest"`
+	Attempts      int    `json:"attempts"`
+}
+
+// Drift actions.
+const (
+	DriftCorrected = "corrected"
+	DriftFailed    = "failed"
+)
+
+// Drift is one detected drift of a release's live objects.
+type Drift struct {
+	Time time.Time `json:"time"`
+	// Action is what charter did: DriftCorrected or DriftFailed.
+	Action string `json:"action"`
+	// Message says why a correction failed.
+	Message string          `json:"message,omitempty"`
+	Objects []DriftedObject `json:"objects"`
+}
+
+// DriftedObject is one object found changed or deleted.
+type DriftedObject struct {
+	Object string `json:"object"` // Kind/namespace/name
+	// Fields are JSON pointers (/spec/replicas, /data/key) whose live value
+	// differed from the declared one.
+	Fields []string `json:"fields,omitempty"`
+	// Managers are the field managers other than charter that wrote the
+	// object (those owning the changed fields when known).
+	Managers []string `json:"managers,omitempty"`
+	Deleted  bool     `json:"deleted,omitempty"`
+}
+
+// String formats the drift of one object as "Kind/ns/name /a, /b changed
+// by m1, m2" or "Kind/ns/name deleted".
+func (d DriftedObject) String() string {
+	s := d.Object
+	switch {
+	case d.Deleted:
+		s += " deleted"
+	case len(d.Fields) > 0:
+		s += " " + strings.Join(d.Fields, ", ") + " changed"
+	default:
+		s += " changed"
+	}
+	if len(d.Managers) > 0 {
+		s += " by " + strings.Join(d.Managers, ", ")
+	}
+	return s
 }
 
 // Labels and the Secret type used for records.

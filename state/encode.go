@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"reflect"
@@ -15,7 +16,8 @@ import (
 
 // Marshal returns the canonical YAML form of r, as charter writes a new
 // declaration or params file: the fields in the order apiVersion, kind, name,
-// namespace, chart, version, digest, chartPath, valuesFiles, dependsOn, values; empty fields
+// namespace, chart, version, digest, chartPath, valuesFiles, dependsOn,
+// timeout, remediation, force, adopt, drift, values; empty fields
 // left out; values keys sorted; two-space indentation. It neither validates
 // r nor fills in defaults. The output is checked to parse back (with Parse)
 // to r, so a value is never written in a form that reads differently (for
@@ -81,6 +83,27 @@ func fieldNode(r *Release, f string) (*yaml.Node, error) {
 			return nil, nil
 		}
 		return valueNode(r.Values)
+	case "remediation":
+		if r.Remediation == nil {
+			return nil, nil
+		}
+		if r.Remediation.Retries == 0 {
+			return stringNode(r.Remediation.Strategy), nil
+		}
+		return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{
+			stringNode("strategy"), stringNode(r.Remediation.Strategy),
+			stringNode("retries"), {Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(r.Remediation.Retries)},
+		}}, nil
+	case "force", "adopt":
+		if stringField(r, f) == "" {
+			return nil, nil
+		}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"}, nil
+	case "drift":
+		if r.Drift == nil || len(r.Drift.Ignore) == 0 {
+			return nil, nil
+		}
+		return driftNode(r.Drift), nil
 	}
 	s := stringField(r, f)
 	if s == "" {
@@ -107,8 +130,60 @@ func stringField(r *Release, f string) string {
 		return r.Digest
 	case "chartPath":
 		return r.ChartPath
+	case "timeout":
+		return r.Timeout
+	// The fields below are not strings: their text here only serves to
+	// compare two releases (an edit touches a field only when it differs).
+	case "remediation":
+		if r.Remediation == nil {
+			return ""
+		}
+		return r.Remediation.Strategy + "/" + strconv.Itoa(r.Remediation.Retries)
+	case "force":
+		if r.Force {
+			return "true"
+		}
+	case "adopt":
+		if r.Adopt {
+			return "true"
+		}
+	case "drift":
+		if r.Drift == nil || len(r.Drift.Ignore) == 0 {
+			return ""
+		}
+		b, _ := json.Marshal(r.Drift)
+		return string(b)
 	}
 	return ""
+}
+
+// driftNode writes drift rules as
+//
+//	ignore:
+//	  - paths: [/spec/replicas]
+//	    target: {kind: Deployment, name: web}
+func driftNode(d *Drift) *yaml.Node {
+	rules := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+	for _, ig := range d.Ignore {
+		paths := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
+		for _, p := range ig.Paths {
+			paths.Content = append(paths.Content, stringNode(p))
+		}
+		rule := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{stringNode("paths"), paths}}
+		if t := ig.Target; t != nil {
+			tn := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: yaml.FlowStyle}
+			for _, kv := range [][2]string{{"group", t.Group}, {"kind", t.Kind}, {"namespace", t.Namespace}, {"name", t.Name}} {
+				if kv[1] != "" {
+					tn.Content = append(tn.Content, stringNode(kv[0]), stringNode(kv[1]))
+				}
+			}
+			if len(tn.Content) > 0 {
+				rule.Content = append(rule.Content, stringNode("target"), tn)
+			}
+		}
+		rules.Content = append(rules.Content, rule)
+	}
+	return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{stringNode("ignore"), rules}}
 }
 
 // valueNode builds the YAML node for a normalized value (see normalizeValues).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -116,6 +117,40 @@ func parseField(r *Release, k, v *yaml.Node) error {
 			return fmt.Errorf("field values must be a mapping, got %s", kindName(v))
 		}
 		return nil // decoded as a whole by Parse
+	case "remediation":
+		if isNull(v) {
+			return nil
+		}
+		rem, err := parseRemediation(v)
+		if err != nil {
+			return err
+		}
+		r.Remediation = rem
+		return nil
+	case "force", "adopt":
+		if isNull(v) {
+			return nil
+		}
+		b, err := parseBool(key, v)
+		if err != nil {
+			return err
+		}
+		if key == "force" {
+			r.Force = b
+		} else {
+			r.Adopt = b
+		}
+		return nil
+	case "drift":
+		if isNull(v) {
+			return nil
+		}
+		d, err := parseDrift(v)
+		if err != nil {
+			return err
+		}
+		r.Drift = d
+		return nil
 	}
 	if isNull(v) {
 		return nil
@@ -141,8 +176,157 @@ func parseField(r *Release, k, v *yaml.Node) error {
 		r.Digest = s
 	case "chartPath":
 		r.ChartPath = s
+	case "timeout":
+		if err := validateTimeout(s); err != nil {
+			return err
+		}
+		r.Timeout = s
 	}
 	return nil
+}
+
+func parseBool(field string, v *yaml.Node) (bool, error) {
+	if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!bool" {
+		return false, fmt.Errorf("field %s must be true or false, got %s", field, kindName(v))
+	}
+	var b bool
+	if err := v.Decode(&b); err != nil {
+		return false, fmt.Errorf("field %s must be true or false, got %s", field, kindName(v))
+	}
+	return b, nil
+}
+
+// parseRemediation reads `rollback` or `{strategy: rollback, retries: N}`.
+func parseRemediation(v *yaml.Node) (*Remediation, error) {
+	rem := &Remediation{}
+	switch v.Kind {
+	case yaml.ScalarNode:
+		rem.Strategy = v.Value
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(v.Content); i += 2 {
+			k, e := v.Content[i], resolveAlias(v.Content[i+1])
+			switch k.Value {
+			case "strategy":
+				if e.Kind != yaml.ScalarNode || isNull(e) {
+					return nil, fmt.Errorf("field remediation.strategy must be a string, got %s", kindName(e))
+				}
+				rem.Strategy = e.Value
+			case "retries":
+				n, err := strconv.Atoi(e.Value)
+				if e.Kind != yaml.ScalarNode || e.ShortTag() != "!!int" || err != nil {
+					return nil, fmt.Errorf("field remediation.retries must be a whole number, got %s", kindName(e))
+				}
+				if n < 1 || n > MaxRetries {
+					return nil, fmt.Errorf("field remediation.retries is %d: want 1 to %d", n, MaxRetries)
+				}
+				rem.Retries = n
+			default:
+				return nil, fmt.Errorf("unknown field remediation.%s (known fields: strategy, retries)", k.Value)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("field remediation must be %s, %s or a mapping {strategy, retries}, got %s", RemediationRollback, RemediationNone, kindName(v))
+	}
+	if err := rem.validate(); err != nil {
+		return nil, err
+	}
+	return rem, nil
+}
+
+// parseDrift reads `{ignore: [{paths: [...], target: {kind, name, ...}}]}`.
+func parseDrift(v *yaml.Node) (*Drift, error) {
+	if v.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("field drift must be a mapping {ignore: [...]}, got %s", kindName(v))
+	}
+	d := &Drift{}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, e := v.Content[i], resolveAlias(v.Content[i+1])
+		if k.Value != "ignore" {
+			return nil, fmt.Errorf("unknown field drift.%s (known fields: ignore)", k.Value)
+		}
+		if isNull(e) {
+			continue
+		}
+		if e.Kind != yaml.SequenceNode {
+			return nil, fmt.Errorf("field drift.ignore must be a list of rules {paths, target}, got %s", kindName(e))
+		}
+		for j, rn := range e.Content {
+			rule, err := parseIgnoreRule(fmt.Sprintf("drift.ignore[%d]", j), resolveAlias(rn))
+			if err != nil {
+				return nil, err
+			}
+			d.Ignore = append(d.Ignore, rule)
+		}
+	}
+	if len(d.Ignore) == 0 {
+		return nil, nil
+	}
+	return d, nil
+}
+
+func parseIgnoreRule(at string, n *yaml.Node) (DriftIgnore, error) {
+	var rule DriftIgnore
+	if n.Kind != yaml.MappingNode {
+		return rule, fmt.Errorf("field %s must be a mapping {paths, target}, got %s at line %d", at, kindName(n), n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, e := n.Content[i], resolveAlias(n.Content[i+1])
+		switch k.Value {
+		case "paths":
+			if e.Kind != yaml.SequenceNode {
+				return rule, fmt.Errorf("field %s.paths must be a list of JSON pointers, got %s at line %d", at, kindName(e), e.Line)
+			}
+			for _, p := range e.Content {
+				p = resolveAlias(p)
+				if p.Kind != yaml.ScalarNode || isNull(p) {
+					return rule, fmt.Errorf("field %s.paths: want a JSON pointer, got %s at line %d", at, kindName(p), p.Line)
+				}
+				if err := ValidatePointer(p.Value); err != nil {
+					return rule, fmt.Errorf("field %s.paths: %w", at, err)
+				}
+				rule.Paths = append(rule.Paths, p.Value)
+			}
+		case "target":
+			if isNull(e) {
+				continue
+			}
+			if e.Kind != yaml.MappingNode {
+				return rule, fmt.Errorf("field %s.target must be a mapping {group, kind, name, namespace}, got %s at line %d", at, kindName(e), e.Line)
+			}
+			t := &DriftTarget{}
+			for j := 0; j+1 < len(e.Content); j += 2 {
+				tk, tv := e.Content[j], resolveAlias(e.Content[j+1])
+				if tv.Kind != yaml.ScalarNode {
+					return rule, fmt.Errorf("field %s.target.%s must be a string, got %s at line %d", at, tk.Value, kindName(tv), tv.Line)
+				}
+				val := tv.Value
+				if isNull(tv) {
+					val = ""
+				}
+				switch tk.Value {
+				case "group":
+					t.Group = val
+				case "kind":
+					t.Kind = val
+				case "name":
+					t.Name = val
+				case "namespace":
+					t.Namespace = val
+				default:
+					return rule, fmt.Errorf("unknown field %s.target.%s at line %d (known fields: group, kind, name, namespace)", at, tk.Value, tk.Line)
+				}
+			}
+			if *t != (DriftTarget{}) {
+				rule.Target = t
+			}
+		default:
+			return rule, fmt.Errorf("unknown field %s.%s at line %d (known fields: paths, target)", at, k.Value, k.Line)
+		}
+	}
+	if len(rule.Paths) == 0 {
+		return rule, fmt.Errorf("field %s.paths is empty at line %d: want JSON pointers such as /spec/replicas", at, n.Line)
+	}
+	return rule, nil
 }
 
 // ParseFile reads the file at path and tells a declaration or params file

@@ -56,7 +56,7 @@ values:
 		"not YAML":                 {in: "chart: [unclosed\n", wantErr: "f.yaml: not valid YAML: line"},
 		"tab indentation":          {in: "values:\n\tx: 1\n", wantErr: "f.yaml: not valid YAML"},
 		"top level is a list":      {in: "- chart: c\n", wantErr: "f.yaml: line 1: want a mapping of release fields, got a list"},
-		"unknown field":            {in: "chart: c\nvaluesFile: [a.yaml]\n", wantErr: `f.yaml: line 2: unknown field "valuesFile" (known fields: apiVersion, kind, name, namespace, chart, version, digest, chartPath, valuesFiles, dependsOn, values)`},
+		"unknown field":            {in: "chart: c\nvaluesFile: [a.yaml]\n", wantErr: `f.yaml: line 2: unknown field "valuesFile" (known fields: apiVersion, kind, name, namespace, chart, version, digest, chartPath, valuesFiles, dependsOn, timeout, remediation, force, adopt, drift, values)`},
 		"duplicate top-level key":  {in: "chart: a\nname: x\nchart: b\n", wantErr: `f.yaml: line 3: duplicate key "chart" (first at line 1)`},
 		"duplicate key in values":  {in: "chart: a\nvalues:\n  image:\n    tag: 1\n    tag: 2\n", wantErr: `f.yaml: line 5: duplicate key "tag" (first at line 4)`},
 		"two documents":            {in: "chart: a\n---\nchart: b\n", wantErr: "f.yaml: holds 2 YAML documents"},

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -45,13 +46,107 @@ type Release struct {
 	ValuesFiles []string `json:"valuesFiles,omitempty"`
 	// DependsOn names releases that must be deployed (and healthy) before
 	// this one is applied.
-	DependsOn []string       `json:"dependsOn,omitempty"`
-	Values    map[string]any `json:"values,omitempty"`
+	DependsOn []string `json:"dependsOn,omitempty"`
+	// Timeout bounds the health wait of this release ("5m"); empty means
+	// the daemon's or the CLI's default. See HealthTimeout.
+	Timeout string `json:"timeout,omitempty"`
+	// Remediation says what to do when an upgrade never becomes healthy.
+	Remediation *Remediation `json:"remediation,omitempty"`
+	// Force lets charter delete and recreate an object whose immutable
+	// fields changed (a Deployment's selector, a Job's template).
+	Force bool `json:"force,omitempty"`
+	// Adopt lets charter take over existing objects that no release owns.
+	// Objects owned by another release are never taken.
+	Adopt bool `json:"adopt,omitempty"`
+	// Drift tunes drift correction: fields left to others.
+	Drift  *Drift         `json:"drift,omitempty"`
+	Values map[string]any `json:"values,omitempty"`
+}
+
+// Remediation strategies.
+const (
+	RemediationRollback = "rollback"
+	RemediationNone     = "none"
+	// DefaultRetries is how many failed attempts of one desired state a
+	// remediated release makes before it is stalled; MaxRetries bounds it.
+	DefaultRetries = 3
+	MaxRetries     = 10
+)
+
+// Remediation is what happens when an upgrade fails its health wait.
+// Written as `remediation: rollback` or `remediation: {strategy: rollback,
+// retries: 5}`.
+type Remediation struct {
+	// Strategy is "rollback" (re-apply the last deployed revision) or
+	// "none".
+	Strategy string `json:"strategy"`
+	// Retries is how many failed attempts of the same desired state are
+	// made before the release is stalled; 0 means DefaultRetries.
+	Retries int `json:"retries,omitempty"`
+}
+
+// Rollback reports whether a failed upgrade is rolled back.
+func (r *Remediation) Rollback() bool {
+	return r != nil && r.Strategy == RemediationRollback
+}
+
+// Attempts is the number of failed attempts before the release stalls.
+func (r *Remediation) Attempts() int {
+	if r == nil || r.Retries <= 0 {
+		return DefaultRetries
+	}
+	return r.Retries
+}
+
+// Drift holds the drift rules of a release.
+type Drift struct {
+	Ignore []DriftIgnore `json:"ignore,omitempty"`
+}
+
+// DriftIgnore leaves the fields at Paths (JSON pointers, RFC 6901) of the
+// objects Target matches (every object when Target is nil) to others: once
+// such an object exists, charter neither reports nor reverts changes there.
+type DriftIgnore struct {
+	Paths  []string     `json:"paths"`
+	Target *DriftTarget `json:"target,omitempty"`
+}
+
+// DriftTarget selects objects by API group, kind, name and namespace; an
+// empty field matches anything.
+type DriftTarget struct {
+	Group     string `json:"group,omitempty"`
+	Kind      string `json:"kind,omitempty"`
+	Name      string `json:"name,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// Matches reports whether the target selects an object of that group,
+// kind, namespace and name. A nil target matches every object.
+func (t *DriftTarget) Matches(group, kind, namespace, name string) bool {
+	if t == nil {
+		return true
+	}
+	return (t.Group == "" || t.Group == group) && (t.Kind == "" || t.Kind == kind) &&
+		(t.Namespace == "" || t.Namespace == namespace) && (t.Name == "" || t.Name == name)
+}
+
+// HealthTimeout returns the declared health wait, or 0 when none is
+// declared (or it does not parse; Validate reports that).
+func (r *Release) HealthTimeout() time.Duration {
+	if r.Timeout == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(r.Timeout)
+	if err != nil || d <= 0 {
+		return 0
+	}
+	return d
 }
 
 // fieldOrder is the order in which charter writes the fields of a release;
 // it is also the set of fields a declaration may contain.
-var fieldOrder = []string{"apiVersion", "kind", "name", "namespace", "chart", "version", "digest", "chartPath", "valuesFiles", "dependsOn", "values"}
+var fieldOrder = []string{"apiVersion", "kind", "name", "namespace", "chart", "version", "digest", "chartPath", "valuesFiles", "dependsOn",
+	"timeout", "remediation", "force", "adopt", "drift", "values"}
 
 func knownField(key string) bool {
 	for _, f := range fieldOrder {
@@ -144,8 +239,87 @@ func (r *Release) validateBody() error {
 		}
 		seen[d] = true
 	}
+	if err := validateTimeout(r.Timeout); err != nil {
+		return err
+	}
+	if err := r.Remediation.validate(); err != nil {
+		return err
+	}
+	if err := r.Drift.validate(); err != nil {
+		return err
+	}
 	if _, err := normalizeValues(r.Values); err != nil {
 		return fmt.Errorf("values: %w", err)
+	}
+	return nil
+}
+
+func validateTimeout(s string) error {
+	if s == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("timeout %q is not a duration: want e.g. 90s, 5m or 1h", s)
+	}
+	if d <= 0 {
+		return fmt.Errorf("timeout %q must be positive", s)
+	}
+	return nil
+}
+
+func (r *Remediation) validate() error {
+	if r == nil {
+		return nil
+	}
+	switch r.Strategy {
+	case RemediationRollback, RemediationNone:
+	case "":
+		return fmt.Errorf("remediation: strategy is empty: want %s or %s", RemediationRollback, RemediationNone)
+	default:
+		return fmt.Errorf("remediation: strategy %q is not supported: want %s or %s", r.Strategy, RemediationRollback, RemediationNone)
+	}
+	if r.Retries < 0 || r.Retries > MaxRetries {
+		return fmt.Errorf("remediation: retries %d is out of range: want 1 to %d", r.Retries, MaxRetries)
+	}
+	return nil
+}
+
+func (d *Drift) validate() error {
+	if d == nil {
+		return nil
+	}
+	for i, ig := range d.Ignore {
+		if len(ig.Paths) == 0 {
+			return fmt.Errorf("drift.ignore[%d]: paths is empty: want JSON pointers such as /spec/replicas", i)
+		}
+		for _, p := range ig.Paths {
+			if err := ValidatePointer(p); err != nil {
+				return fmt.Errorf("drift.ignore[%d]: %w", i, err)
+			}
+		}
+	}
+	return nil
+}
+
+// ValidatePointer checks that p is a JSON pointer (RFC 6901) to a field
+// charter may leave alone: not the whole object and not the object's
+// identity (apiVersion, kind, metadata.name, metadata.namespace).
+func ValidatePointer(p string) error {
+	if p == "" || p == "/" {
+		return fmt.Errorf("path %q would ignore the whole object: want a field such as /spec/replicas", p)
+	}
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf("path %q is not a JSON pointer: it must start with / (e.g. /spec/replicas)", p)
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] == '~' && (i+1 == len(p) || (p[i+1] != '0' && p[i+1] != '1')) {
+			return fmt.Errorf("path %q: ~ must be followed by 0 (for ~) or 1 (for /)", p)
+		}
+	}
+	switch p {
+	case "/apiVersion", "/kind", "/metadata", "/metadata/name", "/metadata/namespace":
+		return fmt.Errorf("path %q is part of the object's identity and cannot be ignored", p)
 	}
 	return nil
 }
@@ -210,6 +384,25 @@ func (r *Release) DeepCopy() *Release {
 	out := *r
 	if r.ValuesFiles != nil {
 		out.ValuesFiles = append([]string(nil), r.ValuesFiles...)
+	}
+	if r.DependsOn != nil {
+		out.DependsOn = append([]string(nil), r.DependsOn...)
+	}
+	if r.Remediation != nil {
+		rem := *r.Remediation
+		out.Remediation = &rem
+	}
+	if r.Drift != nil {
+		d := &Drift{}
+		for _, ig := range r.Drift.Ignore {
+			c := DriftIgnore{Paths: append([]string(nil), ig.Paths...)}
+			if ig.Target != nil {
+				t := *ig.Target
+				c.Target = &t
+			}
+			d.Ignore = append(d.Ignore, c)
+		}
+		out.Drift = d
 	}
 	if r.Values != nil {
 		out.Values = render.MergeValues(r.Values) // a deep copy

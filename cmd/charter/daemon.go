@@ -127,6 +127,8 @@ type daemonRunOptions struct {
 	allowEmpty bool
 	cacheDir   string
 	src        sourceFlags
+	ops        daemonOpsFlags // metrics, pprof, leader election, sharding (daemon_run.go)
+	driftWatch bool
 }
 
 func newDaemonCmd(g *globalOptions) *cobra.Command {
@@ -141,6 +143,12 @@ S3/MinIO/GCS bucket — reconciles every release, then follows changes: folders 
 --interval (a poll that finds nothing new fetches and renders nothing) or fetched at once
 when a webhook arrives on --listen (POST /hooks/NAME). Every --resync-interval all releases
 are resynced, which also corrects drift. SIGTERM or Ctrl-C stops it after in-flight work ends.
+
+Replicas elect a leader (Lease charter-daemon-leader in the records namespace): only it
+reconciles; the others stand by and take over when it stops. --shard I/N splits the releases
+across daemons by a stable hash of their names. --listen also serves Prometheus /metrics
+(and Go profiles at /debug/pprof/ with --pprof); what happens to a release is recorded as
+Kubernetes Events on its newest record.
 
 Without --source or --config, the --state location is the one source. A release declared
 in two sources is an error reported for both; neither copy is applied. Credentials come
@@ -163,10 +171,12 @@ from the environment (see docs/sources.md), never from flags.`,
 	f.IntVar(&o.workers, "workers", 4, "releases reconciled concurrently")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "health wait per release")
 	f.BoolVar(&o.jsonLogs, "log-json", false, "structured JSON logs")
-	f.StringVar(&o.listen, "listen", "", "address for webhooks (POST /hooks/NAME), /healthz and /readyz, e.g. 127.0.0.1:9292")
+	f.StringVar(&o.listen, "listen", "", "address for webhooks (POST /hooks/NAME), /healthz, /readyz and /metrics, e.g. 127.0.0.1:9292")
 	f.StringVar(&o.secretFile, "webhook-secret-file", "", "file holding the webhook secret for sources given with --source")
 	f.BoolVar(&o.allowEmpty, "allow-empty", false, "let a --source go from some declarations to none (uninstalling them)")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "where clones, downloads and snapshots are kept (default: the user cache dir)")
+	f.BoolVar(&o.driftWatch, "drift-watch", true, "watch the objects of releases: a hand edit or deletion is corrected within seconds, and resyncs skip the dry-run of untouched releases")
+	o.ops.addFlags(f)
 	cmd.AddCommand(run, newDaemonInstallCmd(g), newDaemonUninstallCmd(g), newDaemonStatusCmd(g), newDaemonTargetCmd(g))
 	return cmd
 }

@@ -67,6 +67,7 @@ type daemonInstallOptions struct {
 	sources      []string
 	clusterAdmin bool
 	dryRun       bool
+	replicas     int // one leads, the others stand by
 
 	credentials       []string // SOURCE=CREDENTIAL
 	sshKeyFile        string
@@ -135,6 +136,7 @@ covers its own Secrets (records, credentials) and Leases (heartbeat).
 	f.StringVar(&o.webhookSecretFile, "webhook-secret-file", "", "file holding the webhooks' HMAC secret, stored as a Secret")
 	f.DurationVar(&o.interval, "interval", 0, "how often the daemon polls its sources (default: the daemon's, 1m)")
 	f.BoolVar(&o.allowEmpty, "allow-empty", false, "let a source that declares no release any more uninstall its releases")
+	f.IntVar(&o.replicas, "replicas", 1, "daemon replicas: the one holding the Lease charter-daemon-leader reconciles, the others stand by (not ready) to take over")
 	return cmd
 }
 
@@ -163,6 +165,9 @@ func (g *globalOptions) daemonSources(o *daemonInstallOptions) ([]string, error)
 }
 
 func daemonInstall(ctx context.Context, g *globalOptions, o *daemonInstallOptions) error {
+	if o.replicas < 1 {
+		return fmt.Errorf("--replicas %d: want at least 1", o.replicas)
+	}
 	ns := g.installNamespace(o.namespace)
 	srcs, err := g.daemonSources(o)
 	if err != nil {
@@ -180,6 +185,7 @@ func daemonInstall(ctx context.Context, g *globalOptions, o *daemonInstallOption
 	if err != nil {
 		return err
 	}
+	setReplicas(objs, o.replicas)
 	if o.dryRun {
 		return writeManifests(g.out, objs)
 	}
@@ -329,9 +335,12 @@ func (g *globalOptions) installObjects(ns, image string, ic *installConfig, clus
 		newObject("apps/v1", "Deployment", ns, daemonName, map[string]any{
 			"spec": map[string]any{
 				"replicas": int64(1),
+				// Standby replicas are never ready (webhooks reach the leader
+				// only), so a rolling update would wait for them forever.
+				"strategy": map[string]any{"type": "Recreate"},
 				"selector": map[string]any{"matchLabels": selector},
 				"template": map[string]any{
-					"metadata": map[string]any{"labels": podLabels},
+					"metadata": map[string]any{"labels": podLabels, "annotations": scrapeAnnotations()},
 					"spec": map[string]any{
 						"serviceAccountName": daemonSA,
 						"securityContext": map[string]any{
@@ -370,12 +379,13 @@ func (g *globalOptions) installObjects(ns, image string, ic *installConfig, clus
 				},
 			},
 		}),
-		newObject("v1", "Service", ns, daemonName, map[string]any{
+		withAnnotations(newObject("v1", "Service", ns, daemonName, map[string]any{
 			"spec": map[string]any{
 				"selector": selector,
-				"ports":    []any{map[string]any{"name": "http", "port": int64(daemonPort), "targetPort": "http", "protocol": "TCP"}},
+				// One port: webhooks, health and /metrics.
+				"ports": []any{map[string]any{"name": "http", "port": int64(daemonPort), "targetPort": "http", "protocol": "TCP"}},
 			},
-		}),
+		}), scrapeAnnotations()),
 	}
 	cm, err := ic.configMap(ns)
 	if err != nil {
@@ -591,11 +601,12 @@ func daemonStatus(ctx context.Context, g *globalOptions, ns string) (*daemonStat
 			rep.Replicas = *d.Spec.Replicas
 		}
 		rep.ReadyReplicas = d.Status.ReadyReplicas
-		if !deploymentAvailable(d) || rep.ReadyReplicas < rep.Replicas {
+		// With several replicas only the leader is ready: the others stand by.
+		if rep.ReadyReplicas < 1 || (rep.Replicas == 1 && !deploymentAvailable(d)) {
 			rep.Problems = append(rep.Problems, "not ready: "+notReadyReason(ctx, c, d))
 		}
 	}
-	l, err := c.Typed.CoordinationV1().Leases(ns).Get(ctx, daemonLeaseName, metav1.GetOptions{})
+	l, err := stalestHeartbeat(ctx, c.Typed, ns) // of every shard's
 	switch {
 	case apierrors.IsNotFound(err) || (err == nil && l.Spec.RenewTime == nil):
 		rep.Problems = append(rep.Problems, "no recent heartbeat: the daemon never renewed its Lease "+ns+"/"+daemonLeaseName)

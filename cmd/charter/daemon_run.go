@@ -6,13 +6,20 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/yaml"
 
 	"github.com/charter-sh/charter/reconcile"
@@ -237,8 +244,59 @@ func (g *globalOptions) watchedSources(o *daemonRunOptions) ([]watchedSource, st
 	return out, listen, nil
 }
 
+// daemonOpsFlags operate the daemon: profiling, leader election among
+// replicas and sharding of releases across daemons.
+type daemonOpsFlags struct {
+	pprof         bool
+	leaderElect   bool
+	leaseDuration time.Duration
+	renewDeadline time.Duration
+	retryPeriod   time.Duration
+	identity      string
+	shard         string
+}
+
+func (o *daemonOpsFlags) addFlags(f *pflag.FlagSet) {
+	f.BoolVar(&o.pprof, "pprof", false, "serve Go profiles at /debug/pprof/ on --listen (keep --listen private when on)")
+	f.BoolVar(&o.leaderElect, "leader-elect", true, "only the replica holding the Lease charter-daemon-leader in the records namespace reconciles; others stand by")
+	f.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long standby replicas wait after the leader's last renewal before taking over")
+	f.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader tries to renew before it stops reconciling and stands by again")
+	f.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "interval between leader election tries")
+	f.StringVar(&o.identity, "leader-elect-identity", "", "this replica's identity in leader election, unique per replica (default: hostname-pid); a restart with the same identity leads again at once")
+	f.StringVar(&o.shard, "shard", "", "reconcile only the releases of shard INDEX/COUNT (by a stable hash of the name); run one daemon per shard")
+}
+
+// check rejects inconsistent flags before anything starts.
+func (o *daemonOpsFlags) check(listen string) (reconcile.Shard, error) {
+	var shard reconcile.Shard
+	if o.shard != "" {
+		var err error
+		if shard, err = reconcile.ParseShard(o.shard); err != nil {
+			return shard, fmt.Errorf("--shard: %w", err)
+		}
+	}
+	if o.pprof && listen == "" {
+		return shard, errors.New("--pprof needs --listen (the address profiles are served on)")
+	}
+	if o.leaderElect {
+		switch {
+		case o.retryPeriod <= 0:
+			return shard, fmt.Errorf("--leader-elect-retry-period %s: must be positive", o.retryPeriod)
+		case o.renewDeadline <= time.Duration(1.2*float64(o.retryPeriod)):
+			return shard, fmt.Errorf("--leader-elect-renew-deadline %s must be longer than 1.2 × --leader-elect-retry-period %s", o.renewDeadline, o.retryPeriod)
+		case o.leaseDuration <= o.renewDeadline:
+			return shard, fmt.Errorf("--leader-elect-lease-duration %s must be longer than --leader-elect-renew-deadline %s", o.leaseDuration, o.renewDeadline)
+		}
+	}
+	return shard, nil
+}
+
 func runDaemon(ctx context.Context, g *globalOptions, o *daemonRunOptions) error {
 	watched, listen, err := g.watchedSources(o)
+	if err != nil {
+		return err
+	}
+	shard, err := o.ops.check(listen)
 	if err != nil {
 		return err
 	}
@@ -259,6 +317,7 @@ func runDaemon(ctx context.Context, g *globalOptions, o *daemonRunOptions) error
 		return err
 	}
 	log := g.logger(o.jsonLogs)
+	klog.SetSlogLogger(log) // client-go's leader election logs through klog
 	var srcs []reconcile.Watched
 	var locations []string
 	byName := map[string]watchedSource{}
@@ -292,22 +351,58 @@ func runDaemon(ctx context.Context, g *globalOptions, o *daemonRunOptions) error
 		return err
 	}
 	host, _ := os.Hostname()
+	identity := o.ops.identity
+	if identity == "" {
+		identity = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	metrics := reconcile.NewMetrics(version)
+	events := reconcile.NewEventRecorder(c.Typed, recs.Namespace(), log)
+	r.Progress = events.Emit // release-level events the reconciler reports (failed, waiting…)
 	d := &reconcile.Daemon{
 		Reconciler: r, Set: set, Sources: srcs, Interval: o.interval, Resync: o.resync, Workers: o.workers,
-		Heartbeat: &reconcile.Heartbeat{Client: c.Typed, Namespace: g.recordsNS, Identity: fmt.Sprintf("%s-%d", host, os.Getpid()), Version: version},
+		Heartbeat: &reconcile.Heartbeat{Client: c.Typed, Namespace: g.recordsNS, Identity: identity, Version: version, Shard: shard},
+		Metrics:   metrics, Events: events, Shard: shard,
+	}
+	if o.driftWatch {
+		w, err := reconcile.NewDriftWatcher(r)
+		if err != nil {
+			return err
+		}
+		d.Drift = w
+	}
+	var election *reconcile.Election
+	if o.ops.leaderElect {
+		election = &reconcile.Election{
+			Client: c.Typed, Namespace: recs.Namespace(), Name: shard.LeaderLease(), Identity: identity,
+			LeaseDuration: o.ops.leaseDuration, RenewDeadline: o.ops.renewDeadline, RetryPeriod: o.ops.retryPeriod,
+			Log: log, Metrics: metrics,
+		}
+	} else {
+		metrics.SetLeader(true)
 	}
 	if listen != "" {
-		stop, err := serveDaemonHTTP(ctx, listen, d, byName, log.Info)
+		stop, err := serveDaemonHTTP(ctx, listen, d, byName, log.Info, daemonHTTP{metrics: metrics, election: election, pprof: o.ops.pprof})
 		if err != nil {
 			return err
 		}
 		defer stop()
 	}
+	if election != nil {
+		return election.Run(ctx, d.Run)
+	}
 	return d.Run(ctx)
 }
 
-// serveDaemonHTTP serves webhooks and health endpoints on addr.
-func serveDaemonHTTP(ctx context.Context, addr string, d *reconcile.Daemon, byName map[string]watchedSource, logf func(string, ...any)) (func(), error) {
+// daemonHTTP is what the daemon serves besides webhooks and health.
+type daemonHTTP struct {
+	metrics  *reconcile.Metrics
+	election *reconcile.Election // nil: no leader election
+	pprof    bool
+}
+
+// serveDaemonHTTP serves webhooks, health endpoints, metrics and (when
+// asked) profiles on addr.
+func serveDaemonHTTP(ctx context.Context, addr string, d *reconcile.Daemon, byName map[string]watchedSource, logf func(string, ...any), extra daemonHTTP) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
@@ -330,6 +425,11 @@ func serveDaemonHTTP(ctx context.Context, addr string, d *reconcile.Daemon, byNa
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if e := extra.election; e != nil && !e.Leading() {
+			// Not ready, so the Service sends webhooks to the leader only.
+			http.Error(w, "standby: another replica holds the Lease "+e.Namespace+"/"+e.Name, http.StatusServiceUnavailable)
+			return
+		}
 		for _, st := range d.Status() {
 			if st.Revision == "" {
 				http.Error(w, "source not fetched yet: "+st.Source, http.StatusServiceUnavailable)
@@ -338,6 +438,16 @@ func serveDaemonHTTP(ctx context.Context, addr string, d *reconcile.Daemon, byNa
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	if extra.metrics != nil {
+		mux.Handle("/metrics", extra.metrics.Handler())
+	}
+	if extra.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -350,4 +460,52 @@ func serveDaemonHTTP(ctx context.Context, addr string, d *reconcile.Daemon, byNa
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}, nil
+}
+
+// scrapeAnnotations tell a Prometheus with the usual kubernetes_sd relabelling
+// to scrape the daemon's /metrics.
+func scrapeAnnotations() map[string]any {
+	return map[string]any{"prometheus.io/scrape": "true", "prometheus.io/port": strconv.Itoa(daemonPort), "prometheus.io/path": "/metrics"}
+}
+
+func withAnnotations(u *unstructured.Unstructured, annotations map[string]any) *unstructured.Unstructured {
+	a := u.GetAnnotations()
+	if a == nil {
+		a = map[string]string{}
+	}
+	for k, v := range annotations {
+		a[k] = v.(string)
+	}
+	u.SetAnnotations(a)
+	return u
+}
+
+// setReplicas sets the daemon Deployment's replicas.
+func setReplicas(objs []*unstructured.Unstructured, n int) {
+	for _, u := range objs {
+		if u.GetKind() == "Deployment" && u.GetName() == daemonName {
+			_ = unstructured.SetNestedField(u.Object, int64(n), "spec", "replicas")
+		}
+	}
+}
+
+// stalestHeartbeat is the heartbeat Lease renewed least recently among
+// every shard's (one when not sharded); NotFound when there is none.
+func stalestHeartbeat(ctx context.Context, c kubernetes.Interface, ns string) (*coordinationv1.Lease, error) {
+	leases, err := reconcile.HeartbeatLeases(ctx, c, ns)
+	if err != nil {
+		return nil, err
+	}
+	var stalest *coordinationv1.Lease
+	for i := range leases {
+		l := &leases[i]
+		if stalest == nil || l.Spec.RenewTime == nil ||
+			(stalest.Spec.RenewTime != nil && l.Spec.RenewTime.Before(stalest.Spec.RenewTime)) {
+			stalest = l
+		}
+	}
+	if stalest == nil {
+		return nil, apierrors.NewNotFound(coordinationv1.Resource("leases"), daemonLeaseName)
+	}
+	return stalest, nil
 }

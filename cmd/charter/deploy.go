@@ -294,12 +294,83 @@ func (w *waitOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&w.timeout, "timeout", 5*time.Minute, "how long to wait for releases to converge")
 }
 
+// releaseFlags set a release's behaviour fields: health timeout,
+// remediation, force and adopt.
+type releaseFlags struct {
+	healthTimeout time.Duration
+	remediation   string
+	force         bool
+	adopt         bool
+	// changed reports whether a flag was given (redeploy changes only those).
+	changed func(name string) bool
+}
+
+func (f *releaseFlags) addFlags(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.DurationVar(&f.healthTimeout, "health-timeout", 0, "declare how long the release may take to become healthy (default: the daemon's or --timeout)")
+	fs.StringVar(&f.remediation, "remediation", "", "declare what to do when an upgrade never becomes healthy: rollback or none")
+	fs.BoolVar(&f.force, "force", false, "declare force: replace objects whose immutable fields change")
+	fs.BoolVar(&f.adopt, "adopt", false, "declare adopt: take over existing objects no release owns")
+	f.changed = fs.Changed
+}
+
+// check refuses bad flag values before anything is written.
+func (f *releaseFlags) check() error {
+	if f.changed("health-timeout") && f.healthTimeout <= 0 {
+		return fmt.Errorf("--health-timeout %s: must be positive", f.healthTimeout)
+	}
+	switch f.remediation {
+	case "", state.RemediationRollback, state.RemediationNone:
+	default:
+		return fmt.Errorf("--remediation %q: want %s or %s", f.remediation, state.RemediationRollback, state.RemediationNone)
+	}
+	return nil
+}
+
+// apply writes the given flags into r.
+func (f *releaseFlags) apply(r *state.Release) {
+	if f.changed("health-timeout") {
+		r.Timeout = shortDuration(f.healthTimeout)
+	}
+	if f.changed("remediation") {
+		switch f.remediation {
+		case "":
+			r.Remediation = nil
+		case state.RemediationRollback, state.RemediationNone:
+			retries := 0
+			if r.Remediation != nil {
+				retries = r.Remediation.Retries
+			}
+			r.Remediation = &state.Remediation{Strategy: f.remediation, Retries: retries}
+		}
+	}
+	if f.changed("force") {
+		r.Force = f.force
+	}
+	if f.changed("adopt") {
+		r.Adopt = f.adopt
+	}
+}
+
+// shortDuration formats d without zero units: 5m, 1h30m, 90s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 type deployOptions struct {
 	dependsOn []string
 	name      string
 	namespace string
 	version   string
 	values    valueOptions
+	release   releaseFlags
 	waitOptions
 }
 
@@ -327,6 +398,7 @@ by gen-params, CHART may be omitted: the file names the chart.`,
 	f.StringVar(&o.namespace, "namespace", "", "target namespace (default: default)")
 	f.StringVar(&o.version, "version", "", "chart version constraint (semver)")
 	f.StringSliceVar(&o.dependsOn, "depends-on", nil, "releases that must be deployed before this one (repeatable)")
+	o.release.addFlags(cmd)
 	o.waitOptions.addFlags(cmd)
 	o.values.addFlags(cmd)
 	return cmd
@@ -337,6 +409,9 @@ func runDeploy(ctx context.Context, g *globalOptions, o *deployOptions, args []s
 		if err := state.ValidateName(o.name); err != nil {
 			return err
 		}
+	}
+	if err := o.release.check(); err != nil {
+		return err
 	}
 	in, err := o.values.read()
 	if err != nil {
@@ -382,13 +457,15 @@ func runDeploy(ctx context.Context, g *globalOptions, o *deployOptions, args []s
 		if err := bundle(ctx, d, c); err != nil {
 			return err
 		}
-		return d.Create(ctx, &state.Release{
+		rel := &state.Release{
 			APIVersion: "charter.sh/v1", Kind: "Release",
 			Name: name, Namespace: ns, Chart: c.ref,
 			Version:   firstNonEmpty(c.version, o.version, in.version),
 			Digest:    c.digest,
 			ChartPath: c.localPath, DependsOn: o.dependsOn, Values: in.values,
-		})
+		}
+		o.release.apply(rel)
+		return d.Create(ctx, rel)
 	})
 	if err != nil {
 		return err
@@ -445,6 +522,7 @@ func firstNonEmpty(s ...string) string {
 type redeployOptions struct {
 	values  valueOptions
 	version string
+	release releaseFlags
 	waitOptions
 }
 
@@ -466,12 +544,16 @@ edit to the chart is picked up.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.version, "version", "", "new chart version constraint (semver)")
+	o.release.addFlags(cmd)
 	o.waitOptions.addFlags(cmd)
 	o.values.addFlags(cmd)
 	return cmd
 }
 
 func runRedeploy(ctx context.Context, g *globalOptions, o *redeployOptions, name string) error {
+	if err := o.release.check(); err != nil {
+		return err
+	}
 	store, err := g.openStore(ctx, false)
 	if err != nil {
 		return err
@@ -539,6 +621,7 @@ func runRedeploy(ctx context.Context, g *globalOptions, o *redeployOptions, name
 			if in.namespace != "" {
 				r.Namespace = in.namespace
 			}
+			o.release.apply(r)
 			return nil
 		})
 		return err
@@ -761,6 +844,10 @@ func (g *globalOptions) waitForDaemon(ctx context.Context, st *state.Dir, names 
 					delete(want, n)
 				}
 				continue
+			}
+			if err == nil && rev.RolledBack != nil && rev.RolledBack.DesiredDigest == digest {
+				// The daemon tried this desired state and remediation undid it.
+				return fmt.Errorf("release %s failed: %s", n, rev.Message)
 			}
 			if err != nil || rev.DesiredDigest != digest {
 				continue

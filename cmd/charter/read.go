@@ -66,6 +66,8 @@ type StatusView struct {
 	Declared       bool           `json:"declared"`
 	Objects        []ObjectStatus `json:"objects"`
 	LocatedAt      []string       `json:"locatedAt,omitempty"`
+	// LastDrift is the newest drift recorded on any kept revision.
+	LastDrift *record.Drift `json:"lastDrift,omitempty"`
 }
 
 type statusOptions struct{ output string }
@@ -107,7 +109,28 @@ func (g *globalOptions) status(ctx context.Context, name string) (*StatusView, e
 		AppVersion: rev.AppVersion, LastApplied: rev.LastDeployed, Source: rev.Source, SourceRevision: rev.SourceRevision, Declared: declared,
 	}
 	v.Objects, v.LocatedAt = g.objectStatuses(ctx, rev.Inventory)
+	v.LastDrift = g.lastDrift(ctx, name)
 	return v, nil
+}
+
+// lastDrift returns the newest drift recorded on the release's revisions
+// (it is kept on the revision that was deployed when it happened).
+func (g *globalOptions) lastDrift(ctx context.Context, name string) *record.Drift {
+	recs, err := g.records()
+	if err != nil {
+		return nil
+	}
+	h, err := recs.History(ctx, name)
+	if err != nil {
+		return nil
+	}
+	var last *record.Drift
+	for _, r := range h {
+		if d := r.LastDrift; d != nil && (last == nil || d.Time.After(last.Time)) {
+			last = d
+		}
+	}
+	return last
 }
 
 // objectStatuses reads each inventory object and computes its kstatus, plus
@@ -229,6 +252,25 @@ func printStatus(w io.Writer, v *StatusView) {
 	}
 	for _, l := range v.LocatedAt {
 		fmt.Fprintf(w, "Located at: %s\n", l)
+	}
+	if d := v.LastDrift; d != nil {
+		fmt.Fprintf(w, "Last drift: %s, %s\n", d.Time.Local().Format(time.RFC3339), d.Action)
+		if d.Message != "" {
+			fmt.Fprintf(w, "  %s\n", oneLine(d.Message))
+		}
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, o := range d.Objects {
+			what := strings.Join(o.Fields, ", ")
+			if o.Deleted {
+				what = "deleted"
+			}
+			by := ""
+			if len(o.Managers) > 0 {
+				by = "by " + strings.Join(o.Managers, ", ")
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", o.Object, what, by)
+		}
+		tw.Flush()
 	}
 }
 

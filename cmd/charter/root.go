@@ -38,6 +38,8 @@ type globalOptions struct {
 	recordsNS       string
 	quiet           bool
 	requestTimeout  time.Duration
+	kubeQPS         float32 // client-side rate limit of API requests
+	kubeBurst       int
 	commit          bool // dir stores: svn/brz commit each change
 	noPush          bool // git stores: commit locally only
 	authorName      string
@@ -72,6 +74,8 @@ which status, get-values and manifest get read.`,
 	f.StringVar(&g.recordsNS, "records-namespace", record.DefaultNamespace, "namespace where release records are kept")
 	f.BoolVarP(&g.quiet, "quiet", "q", false, "print only results, no progress")
 	f.DurationVar(&g.requestTimeout, "request-timeout", 30*time.Second, "timeout of a single API request")
+	f.Float32Var(&g.kubeQPS, "kube-qps", 50, "API requests per second this process may send (client-side rate limit)")
+	f.IntVar(&g.kubeBurst, "kube-burst", 100, "API requests this process may send at once above --kube-qps")
 	f.BoolVar(&g.commit, "commit", false, "state in an SVN or Bazaar working copy: commit each change with svn/brz")
 	f.BoolVar(&g.noPush, "no-push", false, "state in git: commit locally, do not push")
 	f.StringVar(&g.authorName, "author-name", "", "state in git: commit author name (default: git config user.name)")
@@ -129,6 +133,7 @@ func (g *globalOptions) restConfig() (*rest.Config, error) {
 		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
 	cfg.Timeout = g.requestTimeout
+	cfg.QPS, cfg.Burst = g.kubeQPS, g.kubeBurst
 	cfg.UserAgent = "charter/" + version
 	return cfg, nil
 }
