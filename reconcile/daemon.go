@@ -80,6 +80,7 @@ type Daemon struct {
 	triggers map[string]chan struct{}
 	lastPass time.Time         // when the last pass over all releases finished
 	released map[string]string // release → status its last reconcile left (metrics)
+	memo     *memo             // inputs each release last converged with
 }
 
 // DriftWatcher follows the live objects of releases through watches.
@@ -151,6 +152,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.triggers[w.Source.String()] = make(chan struct{}, 1)
 	}
 	d.released = map[string]string{}
+	d.memo = newMemo(memoTTL)
 	d.mu.Unlock()
 
 	changed := make(chan struct{}, 1)
@@ -472,12 +474,24 @@ func (d *Daemon) runWave(ctx context.Context, p pass, names []string, workers in
 			}
 			// A targeted pass checks drift; a full pass does too, unless the
 			// drift watcher vouches for the release from its caches.
-			onlyIfChanged := !p.full && p.names == nil
-			if p.full && d.Drift != nil && d.Drift.Clean(name) {
-				onlyIfChanged = true
+			clean := d.Drift != nil && d.Drift.Clean(name)
+			onlyIfChanged := (!p.full && p.names == nil) || (p.full && clean)
+			// Inputs unchanged since this process converged the release, and
+			// nothing to check against the cluster: no request at all.
+			key := ""
+			if decl, err := d.Reconciler.State.Lookup(ctx, name); err == nil {
+				key = inputsKey(decl)
+			}
+			if onlyIfChanged && p.names == nil && (!p.full || clean) && d.memo.fresh(name, key) {
+				return nil
 			}
 			res, err := d.Reconciler.Reconcile(ctx, name, Options{OnlyIfChanged: onlyIfChanged})
 			d.observe(ctx, name, res, err, time.Since(start))
+			if err != nil || res == nil || res.Inventory == nil {
+				d.memo.remember(name, "")
+			} else {
+				d.memo.remember(name, key)
+			}
 			if err != nil {
 				var perm *PermanentError
 				if !errors.As(err, &perm) && ctx.Err() == nil {
@@ -503,6 +517,11 @@ func (d *Daemon) runWave(ctx context.Context, p pass, names []string, workers in
 	_ = g.Wait()
 	return transient
 }
+
+// memoTTL bounds how long a release converged by this process is trusted
+// without asking the cluster: even when the watches say nothing happened,
+// each release is checked against its records at least this often.
+const memoTTL = time.Hour
 
 // HeartbeatEvery is how often a daemon renews its heartbeat; a heartbeat
 // older than three periods means no daemon serves the sources.
