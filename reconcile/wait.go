@@ -19,8 +19,15 @@ func keyOf(namespace, name string) client.ObjectKey {
 	return types.NamespacedName{Namespace: namespace, Name: name}
 }
 
-// waitInterval is how often object health is polled while waiting.
-const waitInterval = time.Second
+// Object health is polled first after waitFirst, then at intervals that
+// double up to waitInterval: most objects are healthy within a few hundred
+// milliseconds of being applied (a one-second tick made every release wait
+// at least a second), while slow rollouts cost at most one read per object
+// per waitInterval.
+const (
+	waitFirst    = 50 * time.Millisecond
+	waitInterval = time.Second
+)
 
 // waitReady polls every object until kstatus reports it Current, one of them
 // Failed, or the timeout passes. It emits "ready" once per object as it
@@ -34,7 +41,8 @@ func (r *Reconciler) waitReady(parent context.Context, release string, objs []*u
 	for _, o := range objs {
 		pending[ssautils.FmtUnstructured(o)] = o
 	}
-	tick := time.NewTicker(waitInterval)
+	delay := waitFirst
+	tick := time.NewTimer(delay)
 	defer tick.Stop()
 	timedOut := func() error {
 		var ids []string
@@ -95,6 +103,8 @@ func (r *Reconciler) waitReady(parent context.Context, release string, objs []*u
 			}
 			return timedOut()
 		case <-tick.C:
+			delay = min(2*delay, waitInterval)
+			tick.Reset(delay)
 		}
 	}
 }
