@@ -163,6 +163,9 @@ func resultEvent(res *Result) (Event, bool) {
 		return Event{}, false
 	}
 	e := Event{Release: res.Release, Action: res.Action}
+	if res.Action != "uninstalled" {
+		e.Revision = res.Revision
+	}
 	switch res.Action {
 	case "installed":
 		e.Message = fmt.Sprintf("installed revision %d", res.Revision)
@@ -239,6 +242,14 @@ func (r *EventRecorder) newestRecord(ctx context.Context, release string) (*core
 // last one seen; nil when the release never had one (waiting for its
 // dependencies before its first install).
 func (r *EventRecorder) involved(ctx context.Context, e Event) *corev1.ObjectReference {
+	if e.Revision > 0 {
+		// The reconcile just wrote this revision's record: name it, no lookup.
+		ref := &corev1.ObjectReference{Kind: "Secret", APIVersion: "v1", Namespace: r.namespace, Name: record.SecretName(e.Release, e.Revision)}
+		r.mu.Lock()
+		r.refs[e.Release] = ref
+		r.mu.Unlock()
+		return ref
+	}
 	for try := 0; ; try++ {
 		ref, err := r.newestRecord(ctx, e.Release)
 		if err != nil {

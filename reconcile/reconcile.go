@@ -59,6 +59,9 @@ type Event struct {
 	// drifted, rolled-back, stalled.
 	Action  string
 	Message string
+	// Revision, when set, is the revision a release-level event is about:
+	// its record names the event's involved object without a lookup.
+	Revision int
 }
 
 // Reconciler converges releases. The zero value is not usable; set State,
@@ -82,6 +85,10 @@ type Reconciler struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
+	// namespaces holds target namespaces seen to exist, so a thousand
+	// releases in one namespace do not read it a thousand times. An entry
+	// is dropped when an apply fails (the namespace may have gone).
+	namespaces sync.Map
 }
 
 // Result says what one reconcile did.
@@ -422,7 +429,8 @@ func (r *Reconciler) render(ctx context.Context, ru *run) error {
 		Release: ru.name, Namespace: ns, Status: status,
 		Chart: ru.decl.Chart, ChartName: meta.Name, ChartVersion: meta.Version, ChartDigest: ru.chart.Digest,
 		AppVersion: meta.AppVersion, Values: ru.values, ComputedValues: res.Values,
-		Manifest: manifestOf(ru.objects), Notes: res.Notes, Inventory: intendedInventory(ru.objects, ru.history),
+		Manifest: manifestOf(ru.objects), Notes: res.Notes, Inventory: inventoryOf(ru.objects),
+		Leftovers:     leftoversOf(inventoryOf(ru.objects), ru.history),
 		DesiredDigest: ru.digest, Source: ru.src.Source, SourceRevision: ru.src.Revision,
 		FirstDeployed: first, LastDeployed: now,
 	}
@@ -433,35 +441,36 @@ func (r *Reconciler) render(ctx context.Context, ru *run) error {
 	return r.Records.Create(ctx, ru.rev)
 }
 
-// intendedInventory is what a pending revision records before anything is
-// written: the objects it renders, then every object an earlier revision
-// may have left in the cluster (old ∪ new). Whenever the run stops — killed,
-// cut off from the API server, failed — the newest record alone names every
-// object the next run may have to prune, however many records the history
-// limit deletes meanwhile. Once deployed, the revision records only what it
-// rendered (see record).
-func intendedInventory(objs []*unstructured.Unstructured, history []*record.Revision) []record.ObjectRef {
-	refs := inventoryOf(objs)
+// leftoversOf returns the objects the revisions of history name (in their
+// inventories and leftovers) that refs does not: what a revision applying
+// refs deletes. A pending revision records them before anything is written
+// (see record.Revision.Leftovers).
+func leftoversOf(refs []record.ObjectRef, history []*record.Revision) []record.ObjectRef {
+	var out []record.ObjectRef
 	seen := map[string]bool{}
 	for _, ref := range refs {
 		seen[refKey(ref)] = true
 	}
 	for _, rev := range history {
-		for _, ref := range rev.Inventory {
+		for _, ref := range slices.Concat(rev.Inventory, rev.Leftovers) {
 			if k := refKey(ref); !seen[k] {
 				seen[k] = true
-				refs = append(refs, ref)
+				out = append(out, ref)
 			}
 		}
 	}
-	return refs
+	return out
 }
 
 // ensureNamespace creates the release's target namespace when missing, like
 // `helm install --create-namespace`. It is not part of the inventory.
 func (r *Reconciler) ensureNamespace(ctx context.Context, ns string) error {
+	if _, ok := r.namespaces.Load(ns); ok {
+		return nil
+	}
 	err := r.Cluster.Client.Get(ctx, keyOf("", ns), &corev1.Namespace{})
 	if err == nil {
+		r.namespaces.Store(ns, true)
 		return nil
 	}
 	if !apierrors.IsNotFound(err) {
@@ -471,6 +480,7 @@ func (r *Reconciler) ensureNamespace(ctx context.Context, ns string) error {
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create namespace %s: %w", ns, err)
 	}
+	r.namespaces.Store(ns, true)
 	return nil
 }
 
@@ -502,6 +512,7 @@ func (r *Reconciler) apply(ctx context.Context, ru *run) error {
 		}
 	}
 	if err != nil {
+		r.namespaces.Delete(namespaceOf(ru.decl))
 		return r.applyError(err)
 	}
 	ru.result.Changes = cs
@@ -519,6 +530,10 @@ func (r *Reconciler) applyError(err error) error {
 	var status apierrors.APIStatus
 	if errors.As(err, &status) && (apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)) {
 		return &PermanentError{fmt.Errorf("apply: %w", err)}
+	}
+	if apierrors.IsNotFound(err) {
+		// The namespace went away under us: the next try creates it.
+		return fmt.Errorf("apply: %w", err)
 	}
 	if strings.Contains(err.Error(), "dry-run failed") {
 		return &PermanentError{fmt.Errorf("apply: %w", err)}
@@ -659,7 +674,7 @@ func (r *Reconciler) prune(ctx context.Context, ru *run) error {
 	// Every revision counts, a resumed one too: its record names what its
 	// earlier, interrupted run may have applied.
 	for _, rev := range ru.history {
-		for _, ref := range rev.Inventory {
+		for _, ref := range slices.Concat(rev.Inventory, rev.Leftovers) {
 			k := refKey(ref)
 			if keep[k] || seen[k] {
 				continue
@@ -761,7 +776,7 @@ func (r *Reconciler) record(ctx context.Context, ru *run) error {
 	ru.rev.Status = record.StatusDeployed
 	ru.rev.Message = ""
 	ru.rev.LastDeployed = time.Now().UTC()
-	ru.rev.Inventory = inventoryOf(ru.objects) // the rest is pruned
+	ru.rev.Leftovers = nil // pruned
 	if err := r.Records.Update(ctx, ru.rev); err != nil {
 		return err
 	}
@@ -817,6 +832,7 @@ func (r *Reconciler) fail(ctx context.Context, ru *run, err error) {
 			// Keep the inventory so a later prune still knows every object.
 			ru.rev.Inventory = ru.deployed.Inventory
 		}
+		ru.rev.Leftovers = leftoversOf(ru.rev.Inventory, ru.history)
 		if ru.chart != nil {
 			ru.rev.ChartName, ru.rev.ChartVersion, ru.rev.ChartDigest = ru.chart.Chart.Metadata.Name, ru.chart.Chart.Metadata.Version, ru.chart.Digest
 		}
@@ -857,7 +873,7 @@ func (r *Reconciler) uninstall(ctx context.Context, ru *run) (*Result, error) {
 	var objs []*unstructured.Unstructured
 	seen := map[string]bool{}
 	for _, rev := range h {
-		for _, ref := range rev.Inventory {
+		for _, ref := range slices.Concat(rev.Inventory, rev.Leftovers) {
 			if !seen[refKey(ref)] {
 				seen[refKey(ref)] = true
 				objs = append(objs, ref.Object())

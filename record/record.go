@@ -91,6 +91,12 @@ type Revision struct {
 	Manifest       string         `json:"manifest"`
 	Notes          string         `json:"notes,omitempty"`
 	Inventory      []ObjectRef    `json:"inventory"`
+	// Leftovers, on a revision not deployed (yet), are the objects earlier
+	// revisions may have left in the cluster, which this one prunes once
+	// applied. With Inventory they are the intended inventory (old ∪ new),
+	// recorded before anything is written: however a run ends, the newest
+	// record names every object the next run may have to delete.
+	Leftovers []ObjectRef `json:"leftovers,omitempty"`
 
 	// DesiredDigest identifies the desired state (chart digest, namespace,
 	// values); equal digests mean nothing to render differently.
@@ -212,6 +218,11 @@ func NewStore(c kubernetes.Interface, namespace string, maxHistory int) *Store {
 
 // Namespace is where the records are kept.
 func (s *Store) Namespace() string { return s.namespace }
+
+// SecretName is the name of the Secret holding a revision of a release.
+func SecretName(release string, rev int) string {
+	return secretName(release, rev)
+}
 
 func secretName(release string, rev int) string {
 	return fmt.Sprintf("charter.v1.%s.v%d", release, rev)

@@ -64,9 +64,12 @@ type Env struct {
 	// Dir is the environment's folder; Stop removes it.
 	Dir string
 
-	host  string
-	caPEM []byte
-	admin keyPair
+	host   string
+	caPEM  []byte
+	admin  keyPair
+	detach bool
+
+	mu    sync.Mutex // guards procs, which StartAPIServer changes
 	procs []*process
 
 	stopOnce sync.Once
@@ -313,6 +316,7 @@ func startOnce(ctx context.Context, dir, tools string, detach bool) (env *Env, e
 		host:       host,
 		caPEM:      certs.ca.certPEM,
 		admin:      certs.admin,
+		detach:     detach,
 		procs:      s.procs,
 	}
 	client, err := kubernetes.NewForConfig(env.RESTConfig())
@@ -423,7 +427,9 @@ func (e *Env) RESTConfig() *rest.Config {
 // once; later calls return the first call's result.
 func (e *Env) Stop() error {
 	e.stopOnce.Do(func() {
+		e.mu.Lock()
 		err := stopProcesses(e.procs, stopGrace)
+		e.mu.Unlock()
 		if rmErr := os.RemoveAll(e.Dir); rmErr != nil {
 			err = errors.Join(err, fmt.Errorf("remove control-plane folder: %w", rmErr))
 		}

@@ -29,7 +29,8 @@ type process struct {
 	logPath string
 	pid     int
 	done    chan struct{}
-	waitErr error // valid once done is closed
+	waitErr error     // valid once done is closed
+	comp    component // how it was started, to start it again (StartAPIServer)
 }
 
 // startProcess runs c with its output appended to c.logPath. Detached
@@ -56,6 +57,7 @@ func startProcess(c component, detach bool) (*process, error) {
 		logPath: c.logPath,
 		pid:     cmd.Process.Pid,
 		done:    make(chan struct{}),
+		comp:    c,
 	}
 	go func() {
 		p.waitErr = cmd.Wait()
