@@ -438,6 +438,9 @@ func (r *Reconciler) render(ctx context.Context, ru *run) error {
 		ru.rev.Revision = resumed.Revision
 		return r.Records.Update(ctx, ru.rev)
 	}
+	// The history just read gives the next number; Create looks again only
+	// when someone else took it meanwhile.
+	ru.rev.Revision = revision
 	return r.Records.Create(ctx, ru.rev)
 }
 
@@ -921,7 +924,7 @@ func (r *Reconciler) Names(ctx context.Context) (names []string, broken []error,
 		skip[name] = true
 		broken = append(broken, &state.ReleaseError{Release: name, Err: fmt.Errorf("release %q is on a dependsOn cycle (%s): fix the declarations; none of them is applied", name, loop)})
 	}
-	recs, err := r.Records.List(ctx)
+	recs, err := r.summaries(ctx)
 	if err != nil {
 		return nil, nil, ServerError(r.Cluster.Config.Host, err)
 	}
@@ -943,6 +946,27 @@ func (r *Reconciler) Names(ctx context.Context) (names []string, broken []error,
 	}
 	sort.Strings(names)
 	return names, broken, nil
+}
+
+// summarizer lists the newest revision of every release without decoding
+// the records (record.Store does); Names uses it when Records has it.
+type summarizer interface {
+	Summaries(ctx context.Context) ([]record.Summary, error)
+}
+
+func (r *Reconciler) summaries(ctx context.Context) ([]record.Summary, error) {
+	if s, ok := r.Records.(summarizer); ok {
+		return s.Summaries(ctx)
+	}
+	revs, err := r.Records.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]record.Summary, 0, len(revs))
+	for _, rv := range revs {
+		out = append(out, record.Summary{Release: rv.Release, Revision: rv.Revision, Status: rv.Status, Source: rv.Source})
+	}
+	return out, nil
 }
 
 func copyObjects(objs []*unstructured.Unstructured) []*unstructured.Unstructured {

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -201,6 +202,8 @@ type Store struct {
 	client     kubernetes.Interface
 	namespace  string
 	maxHistory int
+
+	nsReady atomic.Bool // the records namespace was seen to exist
 }
 
 // NewStore returns a Store keeping records in namespace (DefaultNamespace
@@ -281,6 +284,62 @@ func (s *Store) List(ctx context.Context) ([]*Revision, error) {
 	out := make([]*Revision, 0, len(latest))
 	for _, r := range latest {
 		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Release < out[j].Release })
+	return out, nil
+}
+
+// AnnotationSource holds a record's Source on its Secret.
+const AnnotationSource = "charter.sh/source"
+
+// Summary is what Summaries reports of a release's newest revision.
+type Summary struct {
+	Release  string
+	Revision int
+	Status   Status
+	Source   string
+}
+
+// Summaries returns the newest revision of every release, read from the
+// records' labels and annotations: one list request and no decoding of
+// manifests, so a daemon can check a thousand releases cheaply. Records
+// written before the source annotation existed are decoded.
+func (s *Store) Summaries(ctx context.Context) ([]Summary, error) {
+	sel := labels.Set{LabelOwner: OwnerValue}
+	l, err := s.client.CoreV1().Secrets(s.namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("list release records in %s: %w", s.namespace, err)
+	}
+	latest := map[string]*corev1.Secret{}
+	revOf := func(sec *corev1.Secret) int {
+		n, _ := strconv.Atoi(sec.Labels[LabelRevision])
+		return n
+	}
+	for i := range l.Items {
+		sec := &l.Items[i]
+		if sec.Type != SecretType || sec.Labels[LabelRelease] == "" {
+			continue
+		}
+		if cur, ok := latest[sec.Labels[LabelRelease]]; !ok || revOf(sec) > revOf(cur) {
+			latest[sec.Labels[LabelRelease]] = sec
+		}
+	}
+	out := make([]Summary, 0, len(latest))
+	for name, sec := range latest {
+		sum := Summary{Release: name, Revision: revOf(sec), Status: Status(sec.Labels[LabelStatus])}
+		src, ok := sec.Annotations[AnnotationSource]
+		if !ok {
+			r, err := decode(sec.Data[dataKey])
+			if err != nil {
+				return nil, fmt.Errorf("decode record %s: %w", sec.Name, err)
+			}
+			src = r.Source
+		}
+		sum.Source = src
+		out = append(out, sum)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Release < out[j].Release })
 	return out, nil
@@ -405,8 +464,12 @@ func (s *Store) prune(ctx context.Context, release string) error {
 
 // EnsureNamespace creates the records namespace when missing.
 func (s *Store) EnsureNamespace(ctx context.Context) error {
+	if s.nsReady.Load() {
+		return nil
+	}
 	_, err := s.client.CoreV1().Namespaces().Get(ctx, s.namespace, metav1.GetOptions{})
 	if err == nil {
+		s.nsReady.Store(true)
 		return nil
 	}
 	if !apierrors.IsNotFound(err) {
@@ -416,6 +479,7 @@ func (s *Store) EnsureNamespace(ctx context.Context) error {
 	if err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create records namespace %s: %w", s.namespace, err)
 	}
+	s.nsReady.Store(true)
 	return nil
 }
 
@@ -434,6 +498,8 @@ func (s *Store) encodeSecret(rev *Revision) (*corev1.Secret, error) {
 				LabelRevision: strconv.Itoa(rev.Revision),
 				LabelStatus:   string(rev.Status),
 			},
+			// Read by Summaries without decoding the record.
+			Annotations: map[string]string{AnnotationSource: rev.Source},
 		},
 		Type: SecretType,
 		Data: map[string][]byte{dataKey: data},

@@ -63,7 +63,7 @@ func TestListReturnsTheNewestRevisionOfEachRelease(t *testing.T) {
 	s, _, _ := newStore(t, 0)
 	ctx := context.Background()
 	for _, rel := range []string{"b", "a", "b"} {
-		if err := s.Create(ctx, &Revision{Release: rel, Status: StatusDeployed}); err != nil {
+		if err := s.Create(ctx, &Revision{Release: rel, Status: StatusDeployed, Source: "git@x"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -73,6 +73,13 @@ func TestListReturnsTheNewestRevisionOfEachRelease(t *testing.T) {
 	}
 	if len(l) != 2 || l[0].Release != "a" || l[1].Release != "b" || l[1].Revision != 2 {
 		t.Errorf("list = %+v, want a@1 and b@2 sorted by name", l)
+	}
+	sums, err := s.Summaries(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sums) != 2 || sums[0].Release != "a" || sums[1].Release != "b" || sums[1].Revision != 2 || sums[1].Status != StatusDeployed || sums[1].Source != "git@x" {
+		t.Errorf("summaries = %+v, want a@1 and b@2 (deployed, from git@x)", sums)
 	}
 	if err := s.Delete(ctx, "b"); err != nil {
 		t.Fatal(err)
