@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -267,6 +268,16 @@ func TestImmutableFieldsNeedForce(t *testing.T) {
 }
 
 func TestAdoptionOnlyWhenDeclared(t *testing.T) {
+	for _, threshold := range []int{8, 1} {
+		t.Run(fmt.Sprintf("list from %d objects", threshold), func(t *testing.T) {
+			defer func(old int) { ownershipListThreshold = old }(ownershipListThreshold)
+			ownershipListThreshold = threshold
+			testAdoption(t)
+		})
+	}
+}
+
+func testAdoption(t *testing.T) {
 	f := newFixture(t).withAppChart()
 	ctx := context.Background()
 	_, err := f.kube.CoreV1().ConfigMaps(f.ns).Create(ctx, &corev1.ConfigMap{

@@ -24,6 +24,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -643,29 +644,77 @@ func (r *Reconciler) checkOwnership(ctx context.Context, ru *run) error {
 			known[refKey(ref)] = true
 		}
 	}
+	// Objects new to the release, by kind and namespace: a group of a few
+	// is read object by object, a larger one (a chart of 1500 ConfigMaps)
+	// with one list. Only metadata is read.
+	type group struct {
+		gvk  schema.GroupVersionKind
+		ns   string
+		objs []*unstructured.Unstructured
+	}
+	groups := map[string]*group{}
+	var order []string
 	for _, o := range ru.objects {
 		if known[refKey(refOf(o))] {
 			continue
 		}
-		live := &unstructured.Unstructured{}
-		live.SetGroupVersionKind(o.GroupVersionKind())
-		err := r.Cluster.Client.Get(ctx, keyOf(o.GetNamespace(), o.GetName()), live)
-		if err != nil {
-			continue // absent, or the kind is not served yet (CRD in this release)
+		k := o.GroupVersionKind().String() + "|" + o.GetNamespace()
+		g, ok := groups[k]
+		if !ok {
+			g = &group{gvk: o.GroupVersionKind(), ns: o.GetNamespace()}
+			groups[k] = g
+			order = append(order, k)
 		}
-		owner := live.GetLabels()[render.LabelRelease]
-		ownerNS := live.GetLabels()[render.LabelNamespace]
-		switch {
-		case owner == "" && !ru.decl.Adopt:
-			return &PermanentError{fmt.Errorf("%s exists and is not managed by charter; set adopt: true in the declaration to take it over",
-				ssautils.FmtUnstructured(o))}
-		case owner != "" && (owner != ru.name || ownerNS != namespaceOf(ru.decl)):
-			return &PermanentError{fmt.Errorf("%s belongs to release %q (namespace %s); refusing to take it over",
-				ssautils.FmtUnstructured(o), owner, ownerNS)}
+		g.objs = append(g.objs, o)
+	}
+	for _, k := range order {
+		g := groups[k]
+		live := map[string]*metav1.PartialObjectMetadata{}
+		if len(g.objs) >= ownershipListThreshold {
+			l := &metav1.PartialObjectMetadataList{}
+			l.SetGroupVersionKind(g.gvk.GroupVersion().WithKind(g.gvk.Kind + "List"))
+			var opts []client.ListOption
+			if g.ns != "" {
+				opts = append(opts, client.InNamespace(g.ns))
+			}
+			if err := r.Cluster.Client.List(ctx, l, opts...); err == nil {
+				for i := range l.Items {
+					live[l.Items[i].Name] = &l.Items[i]
+				}
+			} // else: the kind is not served yet (a CRD of this release): nothing exists
+		} else {
+			for _, o := range g.objs {
+				m := &metav1.PartialObjectMetadata{}
+				m.SetGroupVersionKind(g.gvk)
+				if err := r.Cluster.Client.Get(ctx, keyOf(o.GetNamespace(), o.GetName()), m); err == nil {
+					live[o.GetName()] = m
+				}
+			}
+		}
+		for _, o := range g.objs {
+			m, ok := live[o.GetName()]
+			if !ok {
+				continue // absent
+			}
+			owner := m.GetLabels()[render.LabelRelease]
+			ownerNS := m.GetLabels()[render.LabelNamespace]
+			switch {
+			case owner == "" && !ru.decl.Adopt:
+				return &PermanentError{fmt.Errorf("%s exists and is not managed by charter; set adopt: true in the declaration to take it over",
+					ssautils.FmtUnstructured(o))}
+			case owner != "" && (owner != ru.name || ownerNS != namespaceOf(ru.decl)):
+				return &PermanentError{fmt.Errorf("%s belongs to release %q (namespace %s); refusing to take it over",
+					ssautils.FmtUnstructured(o), owner, ownerNS)}
+			}
 		}
 	}
 	return nil
 }
+
+// ownershipListThreshold is the number of new objects of one kind in one
+// namespace from which the ownership check lists them instead of reading
+// each (a variable so tests can take either path).
+var ownershipListThreshold = 8
 
 func (r *Reconciler) prune(ctx context.Context, ru *run) error {
 	keep := map[string]bool{}

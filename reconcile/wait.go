@@ -11,6 +11,7 @@ import (
 	ssautils "github.com/fluxcd/pkg/ssa/utils"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -29,6 +30,27 @@ const (
 	waitInterval = time.Second
 )
 
+// statusless are kinds without a status kstatus looks at: an object of
+// one is Current once it exists, so waiting for it would only cost a read.
+var statusless = map[schema.GroupKind]bool{
+	{Kind: "ConfigMap"}: true, {Kind: "Secret"}: true, {Kind: "ServiceAccount"}: true,
+	{Kind: "Endpoints"}: true, {Kind: "LimitRange"}: true,
+	{Group: "rbac.authorization.k8s.io", Kind: "Role"}:                              true,
+	{Group: "rbac.authorization.k8s.io", Kind: "RoleBinding"}:                       true,
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole"}:                       true,
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRoleBinding"}:                true,
+	{Group: "networking.k8s.io", Kind: "NetworkPolicy"}:                             true,
+	{Group: "networking.k8s.io", Kind: "IngressClass"}:                              true,
+	{Group: "scheduling.k8s.io", Kind: "PriorityClass"}:                             true,
+	{Group: "storage.k8s.io", Kind: "StorageClass"}:                                 true,
+	{Group: "admissionregistration.k8s.io", Kind: "ValidatingWebhookConfiguration"}: true,
+	{Group: "admissionregistration.k8s.io", Kind: "MutatingWebhookConfiguration"}:   true,
+}
+
+func alwaysReady(o *unstructured.Unstructured) bool {
+	return statusless[o.GroupVersionKind().GroupKind()]
+}
+
 // waitReady polls every object until kstatus reports it Current, one of them
 // Failed, or the timeout passes. It emits "ready" once per object as it
 // becomes healthy, so a person can follow the rollout.
@@ -39,7 +61,14 @@ func (r *Reconciler) waitReady(parent context.Context, release string, objs []*u
 	pending := map[string]*unstructured.Unstructured{}
 	last := map[string]string{}
 	for _, o := range objs {
-		pending[ssautils.FmtUnstructured(o)] = o
+		id := ssautils.FmtUnstructured(o)
+		if alwaysReady(o) {
+			// Nothing to wait for: kstatus reports these Current as soon
+			// as they exist, and the apply just succeeded.
+			r.emit(Event{Release: release, Object: id, Action: "ready"})
+			continue
+		}
+		pending[id] = o
 	}
 	delay := waitFirst
 	tick := time.NewTimer(delay)
