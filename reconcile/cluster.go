@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
@@ -58,15 +59,29 @@ func (c Capabilities) RenderOptions(o render.Options) render.Options {
 	return o
 }
 
+// Client-side rate limit defaults. The API server protects itself with
+// priority and fairness; these only keep one charter process from
+// monopolising it. Helm and kubectl build a client per resource mapping and
+// are in effect not rate limited at all.
+const (
+	DefaultQPS   = 200
+	DefaultBurst = 400
+)
+
 // NewCluster connects the clients to the API server in cfg. It does not
 // contact the server until first use.
 func NewCluster(cfg *rest.Config) (*Cluster, error) {
 	cfg = rest.CopyConfig(cfg)
 	if cfg.QPS == 0 {
-		cfg.QPS = 50
+		cfg.QPS = DefaultQPS
 	}
 	if cfg.Burst == 0 {
-		cfg.Burst = 100
+		cfg.Burst = DefaultBurst
+	}
+	if cfg.RateLimiter == nil && cfg.QPS > 0 {
+		// One token bucket for every client below, so QPS and Burst bound
+		// the whole process, not each client separately.
+		cfg.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(cfg.QPS, cfg.Burst)
 	}
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
