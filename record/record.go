@@ -403,6 +403,9 @@ func (s *Store) Create(ctx context.Context, rev *Revision) error {
 		if err != nil {
 			return fmt.Errorf("write record for release %q revision %d: %w", rev.Release, rev.Revision, err)
 		}
+		if s.maxHistory > 0 && rev.Revision <= s.maxHistory {
+			return nil // numbers start at 1: there cannot be too many yet
+		}
 		return s.prune(ctx, rev.Release)
 	}
 	return fmt.Errorf("write record for release %q: revision numbers kept colliding", rev.Release)
