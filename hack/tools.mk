@@ -8,6 +8,8 @@
 #                           Distribution registry (oci:// tests) into $(TOOLS); skipped
 #                           when already built at the pinned versions
 #   make controlplane       same as tools
+#   make bench-tools        also build kubectl (for make bench only; no test
+#                           needs it, so it is not part of tools)
 #   make controlplane-up    start a control plane in the background;
 #                           admin kubeconfig in .controlplane/kubeconfig
 #   make controlplane-down  stop it and remove .controlplane
@@ -52,7 +54,7 @@ KUBE_LDFLAGS := $(foreach pkg,k8s.io/component-base/version k8s.io/client-go/pkg
 	-X $(pkg).gitVersion=$(KUBE_VERSION) -X $(pkg).gitMajor=$(KUBE_MAJOR) \
 	-X $(pkg).gitMinor=$(KUBE_MINOR) -X $(pkg).gitTreeState=clean)
 
-.PHONY: tools controlplane controlplane-up controlplane-down tools-build
+.PHONY: tools controlplane controlplane-up controlplane-down tools-build bench-tools
 
 tools:
 	@if [ "$$(cat '$(TOOLS_STAMP)' 2>/dev/null)" = "$(TOOLS_VERSIONS)" ] \
@@ -90,6 +92,22 @@ tools-build:
 	done
 	@echo '$(TOOLS_VERSIONS)' > '$(TOOLS_STAMP)'
 	@echo "tools: done; $(CHARTER_TOOLS) holds $(TOOLS_BINARIES) and kwok-stages/"
+
+# kubectl for the benchmark harness (hack/bench), at the control plane's
+# Kubernetes version. hack/controlplane's go.sum does not cover kubectl's
+# extra dependencies, so it is built from a scratch copy of that module.
+KUBECTL_STAMP := $(CHARTER_TOOLS)/kubectl.version
+
+bench-tools: tools
+	@if [ -x '$(CHARTER_TOOLS)/kubectl' ] && [ "$$(cat '$(KUBECTL_STAMP)' 2>/dev/null)" = "$(KUBE_VERSION)" ]; then \
+		echo "bench-tools: $(CHARTER_TOOLS)/kubectl is up to date ($(KUBE_VERSION))"; \
+	else \
+		set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+		cp '$(CHARTER_ROOT)/hack/controlplane/go.mod' '$(CHARTER_ROOT)/hack/controlplane/go.sum' "$$tmp/"; \
+		echo "bench-tools: building kubectl $(KUBE_VERSION) into $(CHARTER_TOOLS)"; \
+		cd "$$tmp" && $(GO) build -mod=mod -ldflags '$(KUBE_LDFLAGS)' -o '$(CHARTER_TOOLS)/kubectl' k8s.io/kubernetes/cmd/kubectl; \
+		echo '$(KUBE_VERSION)' > '$(KUBECTL_STAMP)'; \
+	fi
 
 controlplane-up: tools
 	cd '$(CHARTER_ROOT)' && $(GO) run ./internal/testenv/cmd/controlplane up --dir '$(CONTROLPLANE_DIR)'
