@@ -31,8 +31,8 @@ bench-index: ## load a generated 30 MiB index.yaml: charter vs Helm's loader (ti
 bench: build bench-tools ## charter vs a helm loop vs kubectl on a local control plane (P1–P6, ≤ 30 min); BENCH_FLAGS=… for more
 	$(GO) run ./hack/bench -scenario all $(BENCH_FLAGS)
 
-bench-micro: ## go test -bench micro-benchmarks: render, plan, index parser (with -benchmem)
-	$(GO) test ./render/ ./reconcile/ ./repo/ -run '^$$' -bench 'Render|Load$$|Plan|Diff|LoadIndex' -benchmem -count=1
+bench-micro: ## go test -bench micro-benchmarks: render, plan (drift check), unchanged check, index parser (with -benchmem)
+	$(GO) test ./render/ ./reconcile/ ./repo/ -run '^$$' -bench 'Render|Load$$|Plan|UnchangedCheck|ParseManifest|LoadIndex' -benchmem -count=1
 
 vet:
 	$(GO) vet ./...

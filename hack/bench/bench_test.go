@@ -304,3 +304,12 @@ func TestParallelRunsEveryItemAndReportsTheFirstError(t *testing.T) {
 		t.Errorf("ran %d of 5 items", len(seen))
 	}
 }
+
+func TestSplitWrites(t *testing.T) {
+	objects, house, cluster := splitWrites(map[string]float64{
+		"secrets": 2, "deployments": 3, "leases": 60, "events": 1, "nodes/status": 2, "deployments/status": 4,
+	})
+	if objects != 5 || house != 61 || cluster != 6 {
+		t.Errorf("objects %v house %v cluster %v, want 5 61 6", objects, house, cluster)
+	}
+}

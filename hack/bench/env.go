@@ -10,7 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
@@ -69,14 +68,6 @@ func (c *cluster) createNamespace(ctx context.Context, ns string) error {
 		return fmt.Errorf("create namespace %s: %w", ns, err)
 	}
 	return nil
-}
-
-// deleteNamespace starts deleting ns; it does not wait.
-func (c *cluster) deleteNamespace(ctx context.Context, ns string) {
-	err := c.kube.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		fmt.Printf("  warning: delete namespace %s: %v\n", ns, err)
-	}
 }
 
 // apiCost is what the API server served in a window, without the harness's
