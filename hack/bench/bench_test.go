@@ -313,3 +313,27 @@ func TestSplitWrites(t *testing.T) {
 		t.Errorf("objects %v house %v cluster %v, want 5 61 6", objects, house, cluster)
 	}
 }
+
+func TestRewriteReport(t *testing.T) {
+	dir := t.TempDir()
+	b := &bench{cfg: &config{out: dir}, out: io.Discard, report: Report{Results: sampleResults}}
+	if err := b.writeReport(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "results.md")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rewriteReport(&config{rereport: dir}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "results.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "| P1 | 100 releases | helm | 40.0 s |") {
+		t.Errorf("rewritten results.md lacks the helm row:\n%s", md)
+	}
+	if err := rewriteReport(&config{rereport: filepath.Join(dir, "missing")}, io.Discard); err == nil {
+		t.Error("no error for a folder without results.json")
+	}
+}

@@ -120,10 +120,11 @@ func ratioChart(rs []Ratio, ts []Target) ([]byte, error) {
 			tx := x(b.target)
 			fill(img, image.Rect(tx-1, top+2, tx+2, top+rowHeight-2), colTarget)
 		}
+		// The value goes right of the bar, of 1x and of the target mark.
 		val := strings.ReplaceAll(fmtRatio(b.ratio), "×", "x")
-		vx := x(b.ratio) + 6
-		if b.ratio < 1 {
-			vx = x(1) + 6
+		vx := max(x(b.ratio), x(1)) + 6
+		if b.target > 0 {
+			vx = max(vx, x(b.target)+6)
 		}
 		text(img, vx, mid+4, val, colText)
 	}

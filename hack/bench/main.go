@@ -32,6 +32,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -72,6 +73,7 @@ type config struct {
 	profile   time.Duration
 	keep      bool
 	timeout   time.Duration
+	rereport  string // -report DIR
 }
 
 var allScenarios = []string{"P1", "P2", "P3", "P4", "P5", "P6"}
@@ -98,6 +100,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&c.profile, "profile", 30*time.Second, "CPU profile of the charter daemon during P1 at the largest N (needs daemon --pprof; 0 = off)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work folder (states, charts, rendered objects) under the results folder")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Minute, "longest wait for one tool to converge one case")
+	fs.StringVar(&c.rereport, "report", "", "run nothing: rewrite results.md and ratios.png of an earlier run from DIR/results.json")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -192,7 +195,12 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(2)
 	}
-	if err := run(ctx, cfg, os.Stdout); err != nil {
+	if cfg.rereport != "" {
+		err = rewriteReport(cfg, os.Stdout)
+	} else {
+		err = run(ctx, cfg, os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
@@ -243,6 +251,21 @@ func run(ctx context.Context, cfg *config, stdout io.Writer) error {
 		return fmt.Errorf("%d scenario(s) failed; see %s", len(b.report.Failures), filepath.Join(cfg.out, "results.md"))
 	}
 	return nil
+}
+
+// rewriteReport renders an earlier run's results.json again (after a
+// change to the report's format or targets), without running anything.
+func rewriteReport(cfg *config, stdout io.Writer) error {
+	data, err := os.ReadFile(filepath.Join(cfg.rereport, "results.json"))
+	if err != nil {
+		return fmt.Errorf("read earlier results: %w", err)
+	}
+	b := &bench{cfg: cfg, out: stdout}
+	if err := json.Unmarshal(data, &b.report); err != nil {
+		return fmt.Errorf("read earlier results: %s: %w", filepath.Join(cfg.rereport, "results.json"), err)
+	}
+	cfg.out = cfg.rereport
+	return b.writeReport()
 }
 
 var scenarioTitle = map[string]string{
