@@ -83,35 +83,9 @@ func parseField(r *Release, k, v *yaml.Node) error {
 	}
 	switch key {
 	case "valuesFiles":
-		if isNull(v) {
-			return nil
-		}
-		if v.Kind != yaml.SequenceNode {
-			return fmt.Errorf("field valuesFiles must be a list of paths, got %s", kindName(v))
-		}
-		for _, e := range v.Content {
-			e = resolveAlias(e)
-			if e.Kind != yaml.ScalarNode || isNull(e) {
-				return fmt.Errorf("field valuesFiles: want a path, got %s at line %d", kindName(e), e.Line)
-			}
-			r.ValuesFiles = append(r.ValuesFiles, e.Value)
-		}
-		return nil
+		return stringList(&r.ValuesFiles, key, "path", "paths", v)
 	case "dependsOn":
-		if isNull(v) {
-			return nil
-		}
-		if v.Kind != yaml.SequenceNode {
-			return fmt.Errorf("field dependsOn must be a list of release names, got %s", kindName(v))
-		}
-		for _, e := range v.Content {
-			e = resolveAlias(e)
-			if e.Kind != yaml.ScalarNode || isNull(e) {
-				return fmt.Errorf("field dependsOn: want a release name, got %s at line %d", kindName(e), e.Line)
-			}
-			r.DependsOn = append(r.DependsOn, e.Value)
-		}
-		return nil
+		return stringList(&r.DependsOn, key, "release name", "release names", v)
 	case "values":
 		if !isNull(v) && v.Kind != yaml.MappingNode {
 			return fmt.Errorf("field values must be a mapping, got %s", kindName(v))
@@ -505,4 +479,23 @@ func oneLine(err error) string {
 	s = strings.ReplaceAll(s, "yaml: ", "")
 	s = strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
 	return s
+}
+
+// stringList appends the scalars of a sequence field to dst; null is an
+// empty list. what/whats name an element for errors.
+func stringList(dst *[]string, field, what, whats string, v *yaml.Node) error {
+	if isNull(v) {
+		return nil
+	}
+	if v.Kind != yaml.SequenceNode {
+		return fmt.Errorf("field %s must be a list of %s, got %s", field, whats, kindName(v))
+	}
+	for _, e := range v.Content {
+		e = resolveAlias(e)
+		if e.Kind != yaml.ScalarNode || isNull(e) {
+			return fmt.Errorf("field %s: want a %s, got %s at line %d", field, what, kindName(e), e.Line)
+		}
+		*dst = append(*dst, e.Value)
+	}
+	return nil
 }
